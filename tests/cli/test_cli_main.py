@@ -1,0 +1,80 @@
+"""The root command: version, help on every command, python -m, the datasets list."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from wpgdkit import __version__
+from wpgdkit.cli import app
+from wpgdkit.datasets import list_datasets
+
+runner = CliRunner()
+
+
+def _command_paths(group, prefix=()):
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        yield path
+        if hasattr(command, "commands"):
+            yield from _command_paths(command, path)
+
+
+COMMANDS = list(_command_paths(get_command(app)))
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"wpgdkit {__version__}"
+
+
+def test_commands_include_the_metric_group():
+    assert {("metric", "build"), ("metric", "check"), ("metric", "show"), ("metric", "compare"), ("datasets",)} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_on_every_command(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_build_help_lists_registry_choices():
+    result = runner.invoke(app, ["metric", "build", "--help"], env={"COLUMNS": "250"})
+    for name in list_datasets():
+        assert name in result.stdout
+
+
+def test_no_arguments_prints_help():
+    result = runner.invoke(app, [])
+    assert result.exit_code == 0
+    assert "metric" in result.stdout
+
+
+def test_unknown_command_is_one_line_exit_2():
+    result = runner.invoke(app, ["frobnicate"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("wpgdkit: error:")
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "wpgdkit", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"wpgdkit {__version__}"
+
+
+def test_datasets_json_lists_the_registry():
+    result = runner.invoke(app, ["datasets", "--json", "-"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    by_name = {d["name"]: d for d in data["datasets"]}
+    assert sorted(by_name) == list_datasets()
+    assert by_name["cifar100"]["num_classes"] == 100
+    assert by_name["tiny-imagenet"]["input_shape"] == [3, 64, 64]
+    assert by_name["toy"]["synsets"] is None
+    assert by_name["cifar10"]["synsets"][3] == "cat.n.01"

@@ -1,0 +1,272 @@
+"""`wpgdkit metric build|check|show|compare` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from wpgdkit.cli import app
+from wpgdkit.labelmetric import LabelMetric, read_metric, write_metric
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """Exit code 2, a single line on stderr, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert result.stderr.startswith("wpgdkit: error:"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+def parse_csv(text: str) -> tuple[list[str], np.ndarray]:
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][0] == ""
+    return rows[0][1:], np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+
+
+# --- build -------------------------------------------------------------------------
+
+
+def test_build_cifar10_wordnet_to_stdout_is_the_csv_contract():
+    result = invoke("metric", "build", "--dataset", "cifar10", "--source", "wordnet")
+    assert result.exit_code == 0, result.stderr
+    classes, matrix = parse_csv(result.stdout)
+    assert classes[:4] == ["airplane", "automobile", "bird", "cat"]
+    assert matrix[3, 5] == 4  # cat–dog through carnivore.n.01
+    assert matrix[1, 9] == 2  # automobile (car.n.01) → motor_vehicle.n.01 ← truck.n.01
+    assert "10 classes" in result.stderr  # messages go to stderr so stdout pipes
+
+
+def test_build_subset_normalized_json_records_the_rebuild_command(tmp_path):
+    out = tmp_path / "sub.json"
+    result = invoke("metric", "build", "--dataset", "cifar10", "--classes", "cat,dog,truck", "--normalize", "max", "--out", out, "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    metric = read_metric(out)
+    assert metric.classes == ("cat", "dog", "truck")
+    assert metric.matrix.max() == 1.0
+    full = read_metric_from_cli("cifar10")
+    np.testing.assert_array_equal(metric.matrix, full.subset(["cat", "dog", "truck"]).matrix / full.subset(["cat", "dog", "truck"]).matrix.max())
+    prov = metric.provenance
+    assert (prov.source, prov.measure, prov.dataset, prov.wordnet_version) == ("wordnet", "path", "cifar10", "3.0")
+    assert prov.command == "wpgdkit metric build --dataset cifar10 --source wordnet --classes cat,dog,truck --normalize max"
+
+
+def read_metric_from_cli(dataset: str, *extra: str) -> LabelMetric:
+    result = invoke("metric", "build", "--dataset", dataset, *extra, "-q")
+    assert result.exit_code == 0, result.stderr
+    classes, matrix = parse_csv(result.stdout)
+    return LabelMetric(tuple(classes), matrix)
+
+
+def test_build_classes_by_index_equals_by_name():
+    by_index = read_metric_from_cli("cifar10", "--classes", "3,5")
+    by_name = read_metric_from_cli("cifar10", "--classes", "cat,dog")
+    assert by_index.classes == by_name.classes == ("cat", "dog")
+    np.testing.assert_array_equal(by_index.matrix, by_name.matrix)
+
+
+@pytest.mark.parametrize("measure", ["path", "lch", "wup", "lca-depth"])
+def test_build_each_wordnet_measure_then_check_passes(tmp_path, measure):
+    out = tmp_path / f"c10-{measure}.csv"
+    assert invoke("metric", "build", "--dataset", "cifar10", "--measure", measure, "--out", out, "-q").exit_code == 0
+    result = invoke("metric", "check", out, "--samples", "200", "--sinkhorn-samples", "3")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+
+
+def test_build_npy_needs_classes_beside_it(tmp_path):
+    out = tmp_path / "m.npy"
+    assert invoke("metric", "build", "--dataset", "fashion-mnist", "--out", out, "-q").exit_code == 0
+    names = tmp_path / "classes.txt"
+    names.write_text("\n".join(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]))
+    assert invoke("metric", "check", out, "--classes", names, "--samples", "50", "--sinkhorn-samples", "0").exit_code == 0
+    assert_one_line_error(invoke("metric", "check", out), "give the class names")
+
+
+def test_build_uniform_and_file_sources(tmp_path):
+    uniform = read_metric_from_cli("toy", "--source", "uniform")
+    np.testing.assert_array_equal(uniform.matrix, 1 - np.eye(3))
+    src = tmp_path / "in.csv"
+    write_metric(LabelMetric(("0", "1", "2"), [[0, 10, 0.01], [10, 0, 1], [0.01, 1, 0]]), src)
+    out = tmp_path / "out.json"
+    result = invoke("metric", "build", "--dataset", "toy", "--source", "file", "--input", src, "--out", out, "-q")
+    assert result.exit_code == 0, result.stderr
+    metric = read_metric(out)
+    assert metric.matrix[0, 1] == 10 and metric.matrix[0, 2] == 0.01
+    assert metric.provenance.source == "file"
+
+
+def test_build_linear_on_toy_is_symmetric_with_zero_diagonal():
+    metric = read_metric_from_cli("toy", "--source", "linear", "--limit", "600")
+    assert metric.classes == ("0", "1", "2")
+    np.testing.assert_array_equal(metric.matrix, metric.matrix.T)
+    assert np.all(np.diag(metric.matrix) == 0) and np.all(metric.matrix[~np.eye(3, dtype=bool)] > 0)
+
+
+# --- check -------------------------------------------------------------------------
+
+
+def test_check_json_report(tmp_path):
+    path = tmp_path / "m.csv"
+    write_metric(LabelMetric(("0", "1", "2"), [[0, 10, 0.01], [10, 0, 1], [0.01, 1, 0]]), path)
+    result = invoke("metric", "check", path, "--p", "2.5", "--samples", "100", "--sinkhorn-samples", "5", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert report["structure"]["triangle_violations"] == 2  # C[0,1] and C[1,0] exceed the path through class 2
+    assert report["structure"]["positive_semidefinite"] is False
+    check = report["wasserstein_check"]
+    assert check["p"] == 2.5 and check["samples"] == 100
+    assert check["emd_max_relative_error"] <= 1e-9
+    gaps = [row["objective_gap"] for row in check["sinkhorn"]]
+    assert gaps == sorted(gaps, reverse=True)  # the entropic objective approaches W as ε shrinks
+
+
+def test_check_asymmetric_needs_the_flag(tmp_path):
+    path = tmp_path / "asym.csv"
+    write_metric(LabelMetric(("a", "b", "c"), [[0, 1, 2], [3, 0, 1], [2, 2, 0]]), path)
+    assert_one_line_error(invoke("metric", "check", path), "not symmetric", "--allow-asymmetric")
+    result = invoke("metric", "check", path, "--allow-asymmetric", "--samples", "100", "--sinkhorn-samples", "2")
+    assert result.exit_code == 0, result.stdout
+
+
+# --- show and compare --------------------------------------------------------------------
+
+
+def test_show_lists_neighbours_and_plots(tmp_path):
+    path = tmp_path / "c10.csv"
+    assert invoke("metric", "build", "--dataset", "cifar10", "--out", path, "-q").exit_code == 0
+    png = tmp_path / "c10.png"
+    result = invoke("metric", "show", path, "--plot", png, "--json", "-", "--top", "1")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    cat = next(e for e in data["neighbours"] if e["class"] == "cat")
+    assert cat["nearest"] == [["dog", 4]]  # cat → feline → carnivore ← canine ← dog
+    assert cat["farthest"] == [["airplane", 18]]  # cat–airplane: animal vs artifact, up to whole.n.02
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = invoke("metric", "show", path)
+    assert text.exit_code == 0 and "nearest" in text.stdout and "PSD" in text.stdout
+
+
+def test_compare_matches_scipy(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    rng = np.random.default_rng(0)
+    m = rng.random((6, 6)); m = m + m.T; np.fill_diagonal(m, 0)
+    n = m + rng.random((6, 6)) * 0.5; n = n + n.T; np.fill_diagonal(n, 0)
+    names = tuple("abcdef")
+    write_metric(LabelMetric(names, m), a)
+    # Same classes in another order: compare aligns by name.
+    order = [5, 4, 3, 2, 1, 0]
+    write_metric(LabelMetric(tuple(names[i] for i in order), n[np.ix_(order, order)]), b)
+    result = invoke("metric", "compare", a, b, "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    off = ~np.eye(6, dtype=bool)
+    assert data["pearson"] == pytest.approx(stats.pearsonr(m[off], n[off]).statistic, abs=1e-12)
+    assert data["spearman"] == pytest.approx(stats.spearmanr(m[off], n[off]).statistic, abs=1e-12)
+    assert data["pairs"] == 30
+
+
+# --- bad input: one line, exit 2, no partial output ----------------------------------------
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BAD_FILES = {
+    "first-cell.csv": (",a,b\nx,0,1\n" .replace(",a", "X,a"), "first cell"),
+    "ragged.csv": (",a,b\na,0,1\nb,1\n", "expected 2"),
+    "order.csv": (",a,b\nb,0,1\na,1,0\n", "header's class order"),
+    "text.csv": (",a,b\na,0,one\nb,1,0\n", "'one' is not a number"),
+    "nan.csv": (",a,b\na,0,nan\nb,nan,0\n", "finite"),
+    "negative.csv": (",a,b\na,0,-1\nb,-1,0\n", "negative"),
+    "diagonal.csv": (",a,b\na,1,1\nb,1,0\n", "diagonal"),
+    "dup.csv": (",a,a\na,0,1\na,1,0\n", "duplicate"),
+    "empty.csv": ("", "empty"),
+    "notsquare.json": ('{"classes": ["a", "b"], "matrix": [[0, 1], [1]]}', "not square"),
+    "badjson.json": ("{not json", "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+@pytest.mark.parametrize("command", ["check", "show"])
+def test_malformed_metric_files(tmp_path, name, command):
+    text, fragment = BAD_FILES[name]
+    path = _write(tmp_path, name, text)
+    assert_one_line_error(invoke("metric", command, path), fragment)
+
+
+def test_compare_class_mismatch(tmp_path):
+    a = _write(tmp_path, "a.csv", ",a,b,c\na,0,1,2\nb,1,0,1\nc,2,1,0\n")
+    b = _write(tmp_path, "b.csv", ",a,b,d\na,0,1,2\nb,1,0,1\nd,2,1,0\n")
+    assert_one_line_error(invoke("metric", "compare", a, b), "different classes")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--dataset", "nope"], "'nope' is not one of"),
+        (["--dataset", "cifar10", "--source", "nope"], "'nope' is not one of"),
+        (["--dataset", "cifar10", "--measure", "cosine"], "unknown measure 'cosine'"),
+        (["--dataset", "cifar10", "--classes", "cat,unicorn"], "unknown class 'unicorn'"),
+        (["--dataset", "cifar10", "--classes", "3,99"], "out of range"),
+        (["--dataset", "cifar10", "--classes", "cat,cat"], "selected twice"),
+        (["--dataset", "toy"], "no WordNet synsets"),
+        (["--source", "wordnet"], "needs --dataset"),
+        (["--source", "file", "--dataset", "toy"], "needs --input"),
+        (["--source", "file", "--input", "/nonexistent/m.csv"], "not found"),
+        (["--dataset", "toy", "--source", "linear", "--limit", "0"], "--limit"),
+        (["--dataset", "cifar10", "--bogus"], "No such option"),
+    ],
+)
+def test_bad_build_flags(tmp_path, args, fragment):
+    out = tmp_path / "out.csv"
+    result = invoke("metric", "build", *args, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
+
+
+def test_bad_output_extension_fails_before_building(tmp_path):
+    out = tmp_path / "out.txt"
+    assert_one_line_error(invoke("metric", "build", "--dataset", "cifar10", "--out", out), "--out must end in")
+    assert not out.exists()
+
+
+def test_missing_dataset_files_say_where_and_how(tmp_path):
+    result = invoke("metric", "build", "--dataset", "mnist", "--source", "linear", "--data-dir", tmp_path, "--out", tmp_path / "m.csv")
+    assert_one_line_error(result, "mnist not found", str(tmp_path), "--download")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_missing_wordnet_names_both_ways_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("WPGDKIT_WORDNET_DIR", str(tmp_path))
+    result = invoke("metric", "build", "--dataset", "cifar10", "--out", tmp_path / "m.csv")
+    assert_one_line_error(result, "nltk.downloader", "wordnet-base")
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_check_p_must_be_positive(tmp_path):
+    path = _write(tmp_path, "m.csv", ",a,b\na,0,1\nb,1,0\n")
+    assert_one_line_error(invoke("metric", "check", path, "--p", "0"), "--p must be positive")
+    assert_one_line_error(invoke("metric", "check", path, "--p", "-1"), "--p")
+
+
+def test_missing_file():
+    assert_one_line_error(invoke("metric", "show", "/nonexistent/metric.csv"), "not found")

@@ -1,0 +1,6 @@
+"""``python -m wpgdkit``."""
+
+from wpgdkit.cli import main
+
+if __name__ == "__main__":
+    main()

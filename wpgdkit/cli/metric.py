@@ -1,0 +1,291 @@
+"""``wpgdkit metric``: build, check, show and compare label metrics."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from wpgdkit.cli._common import OneLineErrorGroup, choices, split_list, stderr, stdout, write_json
+from wpgdkit.datasets import list_datasets
+from wpgdkit.errors import WpgdkitError
+from wpgdkit.labelmetric import (
+    FORMATS,
+    BuildConfig,
+    LabelMetric,
+    analyze_metric,
+    build_metric,
+    list_sources,
+    metric_correlation,
+    read_metric,
+    reference_check,
+    validate_metric,
+    write_metric,
+)
+from wpgdkit.labelmetric.io import metric_to_csv
+from wpgdkit.labelmetric.validate import MetricReport
+
+app = typer.Typer(
+    cls=OneLineErrorGroup,
+    no_args_is_help=True,
+    help="Build, check, show and compare label metrics (K×K class-cost matrices).",
+)
+
+EXIT_CHECK_FAILED = 1
+
+# --help choices come from the same registries the library resolves names with.
+DatasetName = choices("DatasetName", list_datasets())
+SourceName = choices("SourceName", list_sources())
+Normalization = choices("Normalization", ["none", "max"])
+
+
+def _check_output_path(out: Path | None) -> None:
+    # Fail before any work: a wrong extension found after a long build wastes it.
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise WpgdkitError(f"--out must end in {', '.join(FORMATS)}; got {out.name}")
+    if out is not None and out.is_dir():
+        raise WpgdkitError(f"--out {out} is a folder")
+
+
+@app.command()
+def build(
+    dataset: Annotated[
+        Optional[DatasetName], typer.Option(help="Dataset whose classes the metric is over.")
+    ] = None,
+    source: Annotated[
+        SourceName, typer.Option(help="Where the distances come from.")
+    ] = SourceName("wordnet"),
+    measure: Annotated[
+        Optional[str],
+        typer.Option(help="wordnet: path (default), lch, wup, lca-depth; linear: boundary."),
+    ] = None,
+    classes: Annotated[
+        Optional[str], typer.Option(help="Keep only these classes, by names or indices: '3,5' or 'cat,dog'.")
+    ] = None,
+    normalize: Annotated[
+        Normalization, typer.Option(help="Divide by the largest entry (max) or keep the raw distances (none).")
+    ] = Normalization("none"),
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Output file (.csv, .json, .npy); CSV on stdout if omitted.")
+    ] = None,
+    wordnet_dir: Annotated[
+        Optional[Path], typer.Option(help="WordNet database or NLTK data folder (else $WPGDKIT_WORDNET_DIR, NLTK's path, /usr/share/wordnet).")
+    ] = None,
+    synset_map: Annotated[
+        Optional[Path], typer.Option(help="CSV with 'class' and 'synset' columns, for classes outside the registry.")
+    ] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
+    download: Annotated[bool, typer.Option(help="Allow downloading the dataset through torchvision.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="linear: fit on a seeded random subset of N training points.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --limit's subset and of the fit.")] = 0,
+    l2: Annotated[float, typer.Option(help="linear: ridge penalty on the pixel-space weights.")] = 1e-3,
+    max_iter: Annotated[int, typer.Option(help="linear: L-BFGS iterations.")] = 200,
+    input: Annotated[Optional[Path], typer.Option("--input", help="file: the matrix to import (.csv, .json, .npy).")] = None,
+    class_list: Annotated[Optional[Path], typer.Option(help="Class names, one per line (for .npy input or uniform).")] = None,
+    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Build a label metric from WordNet, a linear classifier, the uniform metric or a file.
+
+    Without --out the CSV goes to stdout (messages to stderr), so it pipes.
+    """
+    _check_output_path(out)
+    config = BuildConfig(
+        source=source.value, dataset=dataset.value if dataset else None, measure=measure,
+        classes=split_list(classes), normalize=normalize.value,
+        wordnet_dir=str(wordnet_dir) if wordnet_dir else None, synset_map=str(synset_map) if synset_map else None,
+        data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
+        max_iter=max_iter, input=str(input) if input else None, class_list=str(class_list) if class_list else None,
+        allow_asymmetric=allow_asymmetric,
+    )
+    with stderr.status(f"building the {source.value} metric", spinner="dots") if not quiet else _nullcontext():
+        metric = build_metric(config)
+    if out is None:
+        sys.stdout.write(metric_to_csv(metric))
+    else:
+        write_metric(metric, out)
+    if not quiet:
+        where = f"wrote {out}" if out else "CSV on stdout"
+        prov = metric.provenance
+        stderr.print(
+            f"{where}: {metric.num_classes} classes, {prov.source}"
+            + (f"/{prov.measure}" if prov.measure else "")
+            + f", entries {metric.matrix[~np.eye(metric.num_classes, dtype=bool)].min():.4g}..{metric.matrix.max():.4g}"
+        )
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _load(path: Path, classes: Path | None, allow_asymmetric: bool) -> tuple[LabelMetric, MetricReport]:
+    metric = read_metric(path, classes=classes)
+    validate_metric(metric, allow_asymmetric=allow_asymmetric)
+    return metric, analyze_metric(metric)
+
+
+def _structure_lines(report: MetricReport) -> list[str]:
+    lines = [f"symmetric: {'yes' if report.symmetric else 'no'}"]
+    if report.triangle_violations:
+        v = report.worst_triangle_violation
+        lines.append(
+            f"triangle inequality: violated by {report.triangle_violations} ordered triples; worst "
+            f"C[{v.i}, {v.j}] exceeds C[{v.i}, {v.k}] + C[{v.k}, {v.j}] by {v.excess:.4g}"
+        )
+    else:
+        lines.append("triangle inequality: holds")
+    lines.append(f"PSD (Definition 3): {report.psd_note()}")
+    if report.euclidean_embeddable is not None:
+        lines.append(f"Euclidean distance matrix: {'yes' if report.euclidean_embeddable else 'no'}")
+    return lines
+
+
+def _report_dict(report: MetricReport) -> dict:
+    from dataclasses import asdict
+
+    out = asdict(report)
+    out["is_metric"] = report.is_metric
+    return out
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="Metric file (.csv, .json, .npy).")],
+    classes: Annotated[Optional[Path], typer.Option(help="Class names, one per line (needed for .npy).")] = None,
+    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    p: Annotated[float, typer.Option("--p", help="Power of the cost, C^p.", min=0.0)] = 1.0,
+    samples: Annotated[int, typer.Option(help="Random prediction vectors compared with ot.emd2.", min=1)] = 1000,
+    sinkhorn_samples: Annotated[int, typer.Option(help="How many of them also go through log-domain Sinkhorn.", min=0)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the random prediction vectors.")] = 0,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to PATH, or - for stdout.")] = None,
+) -> None:
+    """Validate a metric, then check the closed-form Wasserstein distance against POT.
+
+    Lemma 4: for a one-hot target, W_p^p(onehot(k), q) = (C^p)[k]·q. The check
+    compares it with ot.emd2 (to 1e-9, relative) and with log-domain Sinkhorn as
+    the regularisation shrinks. Exit 0 when all holds, 1 when a check fails,
+    2 for a malformed file.
+    """
+    if p <= 0:
+        raise WpgdkitError(f"--p must be positive, got {p}")
+    metric, report = _load(path, classes, allow_asymmetric)
+    ot_report = reference_check(metric, p=p, samples=samples, sinkhorn_samples=sinkhorn_samples, seed=seed)
+    if json_out is not None:
+        write_json(
+            {"path": str(path), "classes": list(metric.classes), "structure": _report_dict(report),
+             "wasserstein_check": ot_report.to_dict(), "passed": ot_report.passed},
+            json_out,
+        )
+    if json_out != "-":
+        console = stdout
+        console.print(f"[bold]{path}[/]: {metric.num_classes} classes, valid label metric")
+        for line in _structure_lines(report):
+            console.print(f"  {line}")
+        console.print(
+            f"closed form vs ot.emd2, p={p:g}, {samples} samples: max relative error "
+            f"{ot_report.emd_max_relative_error:.3g} (tolerance {ot_report.emd_tolerance:g})"
+        )
+        if ot_report.sinkhorn:
+            table = Table(title=f"log-domain Sinkhorn, {ot_report.sinkhorn_samples} samples", title_justify="left")
+            for col in ("ε / max C^p", "transport cost error", "W − entropic objective", "ε·H(q) (Lemma 4)", "plain Sinkhorn error"):
+                table.add_column(col, justify="right")
+            for row in ot_report.sinkhorn:
+                table.add_row(
+                    f"{row.reg_relative:g}", f"{row.cost_error:.2e}", f"{row.objective_gap:.6g}",
+                    f"{row.expected_gap:.6g}", "nan" if np.isnan(row.plain_error) else f"{row.plain_error:.2e}",
+                )
+            console.print(table)
+        for failure in ot_report.failures:
+            console.print(f"[red]FAIL[/] {failure}")
+        console.print("[green]all checks passed[/]" if ot_report.passed else "[red]check failed[/]")
+    if not ot_report.passed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def show(
+    path: Annotated[Path, typer.Argument(help="Metric file (.csv, .json, .npy).")],
+    classes: Annotated[Optional[Path], typer.Option(help="Class names, one per line (needed for .npy).")] = None,
+    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    top: Annotated[int, typer.Option(help="How many nearest and farthest classes to list.", min=1)] = 3,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a heatmap (.png, .pdf, .svg) with class names.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the summary as JSON to PATH, or - for stdout.")] = None,
+) -> None:
+    """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
+    metric, report = _load(path, classes, allow_asymmetric)
+    neighbours = _neighbours(metric, top)
+    if plot is not None:
+        from wpgdkit.labelmetric.plot import plot_heatmap
+
+        prov = metric.provenance
+        plot_heatmap(metric.matrix, metric.classes, plot, title=f"{path.name} ({prov.source}"
+                     + (f"/{prov.measure}" if prov.measure else "") + ")", colorbar_label="cost")
+    if json_out is not None:
+        write_json(
+            {"path": str(path), "classes": list(metric.classes), "provenance": metric.provenance.to_dict(),
+             "structure": _report_dict(report), "neighbours": neighbours},
+            json_out,
+        )
+    if json_out == "-":
+        return
+    prov = metric.provenance
+    stdout.print(f"[bold]{path}[/]: {metric.num_classes} classes, source {prov.source}"
+                 + (f"/{prov.measure}" if prov.measure else "") + (f", dataset {prov.dataset}" if prov.dataset else ""))
+    if prov.command:
+        stdout.print(f"  rebuild: {prov.command}")
+    for line in _structure_lines(report):
+        stdout.print(f"  {line}")
+    table = Table(show_lines=False)
+    table.add_column("class")
+    table.add_column(f"nearest {top}")
+    table.add_column(f"farthest {top}")
+    for entry in neighbours:
+        fmt = lambda items: ", ".join(f"{n} ({d:.3g})" for n, d in items)  # noqa: E731
+        table.add_row(entry["class"], fmt(entry["nearest"]), fmt(entry["farthest"]))
+    stdout.print(table)
+    if plot is not None:
+        stdout.print(f"heatmap written to {plot}")
+
+
+def _neighbours(metric: LabelMetric, top: int) -> list[dict]:
+    out = []
+    for i, name in enumerate(metric.classes):
+        others = [j for j in range(metric.num_classes) if j != i]
+        # Stable sort: ties keep label order, so the listing is deterministic.
+        by_distance = sorted(others, key=lambda j: metric.matrix[i, j])
+        pick = lambda js: [(metric.classes[j], float(metric.matrix[i, j])) for j in js]  # noqa: E731
+        out.append({"class": name, "nearest": pick(by_distance[:top]), "farthest": pick(by_distance[::-1][:top])})
+    return out
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(help="First metric file.")],
+    second: Annotated[Path, typer.Argument(help="Second metric file (same classes; aligned by name).")],
+    classes: Annotated[Optional[Path], typer.Option(help="Class names for .npy files, one per line.")] = None,
+    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.")] = None,
+) -> None:
+    """Correlate two metrics over their off-diagonal entries (Pearson and Spearman)."""
+    a, _ = _load(first, classes, allow_asymmetric)
+    b, _ = _load(second, classes, allow_asymmetric)
+    corr = metric_correlation(a, b)
+    if json_out is not None:
+        write_json({"first": str(first), "second": str(second), "classes": list(a.classes), **corr.to_dict()}, json_out)
+    if json_out == "-":
+        return
+    table = Table(title=f"{first.name} vs {second.name} ({a.num_classes} classes, {corr.pairs} off-diagonal entries)")
+    table.add_column("coefficient")
+    table.add_column("value", justify="right")
+    table.add_column("p-value", justify="right")
+    table.add_row("Pearson", f"{corr.pearson:.4f}", f"{corr.pearson_pvalue:.3g}")
+    table.add_row("Spearman", f"{corr.spearman:.4f}", f"{corr.spearman_pvalue:.3g}")
+    stdout.print(table)

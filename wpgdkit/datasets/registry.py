@@ -1,0 +1,312 @@
+"""The dataset registry: datasets by name, in the style of timm's ``create_model``.
+
+A :class:`DatasetSpec` says everything the rest of wpgdkit needs to know about a
+dataset without loading it (its classes in label order, input shape and range,
+where its files come from) plus an internal ``loader`` that builds a split.
+Built-in datasets are registered when :mod:`wpgdkit.datasets` is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+import torch
+from torch.utils.data import Dataset
+
+from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
+from wpgdkit.resources import metrics_dir
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "SPLITS",
+    "DatasetSpec",
+    "TensorSource",
+    "get_dataset",
+    "list_datasets",
+    "load_split",
+    "load_tensors",
+    "register_dataset",
+    "resolve_data_dir",
+]
+
+#: The splits every dataset provides.
+SPLITS: tuple[str, ...] = ("train", "test")
+
+#: Environment variable naming the default data folder.
+DATA_DIR_ENV = "WPGDKIT_DATA_DIR"
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+@runtime_checkable
+class TensorSource(Protocol):
+    """A dataset that can hand out a batch of items as tensors in one go.
+
+    :func:`load_tensors` uses it to avoid a Python loop over every item;
+    datasets without it are stacked item by item.
+    """
+
+    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(x, y)`` for ``indices`` (int64, sorted), or for all items if ``None``."""
+        ...
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"cifar10"``.
+    classes : tuple of str, length K
+        Class names in label order: label ``k`` is ``classes[k]``.
+    input_shape : tuple of int
+        Shape of one input, ``(C, H, W)`` for images, ``(2,)`` for the toy problem.
+    input_range : tuple of (float, float) or None
+        Range of the input values, ``(0.0, 1.0)`` for images; ``None`` for
+        unbounded features.
+    description : str
+        One line describing the dataset.
+    how_to_get : str
+        One line telling the user how to obtain the files.
+    loader : callable
+        Internal: ``loader(split, *, data_dir, download, seed)`` returns a
+        :class:`torch.utils.data.Dataset`; use :func:`load_split` instead.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    input_shape: tuple[int, ...]
+    input_range: tuple[float, float] | None
+    description: str
+    how_to_get: str
+    loader: Callable[..., Dataset]
+
+    def __post_init__(self) -> None:
+        # Tuples keep the spec hashable (synsets are cached by classes) and immutable.
+        object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        # A malformed spec is a programming error in wpgdkit or a plugin, so
+        # these are plain ValueErrors, not user-facing WpgdkitErrors.
+        if not self.name or self.name != self.name.strip():
+            raise ValueError(f"dataset name {self.name!r} must be non-empty without surrounding spaces")
+        if not self.classes:
+            raise ValueError(f"dataset {self.name!r} has no classes")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"dataset {self.name!r} has duplicate class names")
+        if not self.input_shape or any(d < 1 for d in self.input_shape):
+            raise ValueError(f"dataset {self.name!r} has an invalid input shape {self.input_shape}")
+        if self.input_range is not None and not self.input_range[0] < self.input_range[1]:
+            raise ValueError(f"dataset {self.name!r} has an empty input range {self.input_range}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``K``."""
+        return len(self.classes)
+
+    @property
+    def synsets(self) -> tuple[str | None, ...] | None:
+        """WordNet 3.0 noun synset names per class, or ``None`` if none are shipped.
+
+        Read from the shipped mapping ``metrics/<name>-synsets.csv``; an empty
+        synset cell (a class with no WordNet noun) gives ``None`` for that class.
+
+        Raises
+        ------
+        MetricFormatError
+            If the file exists but its ``class`` column differs from :attr:`classes`.
+        """
+        return _read_synsets(self.name, self.classes)
+
+
+@functools.cache
+def _read_synsets(name: str, classes: tuple[str, ...]) -> tuple[str | None, ...] | None:
+    path = metrics_dir() / f"{name}-synsets.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"class", "synset"} - set(reader.fieldnames or ())
+        if missing:
+            raise MetricFormatError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected header index,class,synset,gloss")
+        rows = list(reader)
+    found = tuple(row["class"] for row in rows)
+    if found != classes:
+        raise MetricFormatError(
+            f"{path} lists {len(found)} classes that differ from dataset {name!r} "
+            f"({_first_difference(found, classes)}); the label order is a contract"
+        )
+    return tuple((row["synset"] or "").strip() or None for row in rows)
+
+
+def _first_difference(found: tuple[str, ...], expected: tuple[str, ...]) -> str:
+    """Describe where two class lists first differ, for one-line error messages."""
+    for i, (a, b) in enumerate(zip(found, expected)):
+        if a != b:
+            return f"row {i}: {a!r}, expected {b!r}"
+    return f"{len(found)} rows, expected {len(expected)}"
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry and return it.
+
+    Raises
+    ------
+    ValueError
+        If a dataset of that name is already registered (a programming error).
+    """
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_datasets() -> list[str]:
+    """Return the registered dataset names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """Return the spec registered as ``name``.
+
+    Raises
+    ------
+    UnknownNameError
+        If no dataset has that name; the message lists the valid names.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}"
+        ) from None
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """Return the data folder: ``data_dir``, else ``$WPGDKIT_DATA_DIR``, else ``./data``.
+
+    The path is left relative when given relative, so error messages show it
+    the way the user wrote it.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or "data"
+    return Path(data_dir).expanduser()
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    seed: int = 0,
+) -> Dataset:
+    """Load one split of a registered dataset.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, see :func:`list_datasets`.
+    split : {"train", "test"}
+        Which split.
+    data_dir : str or Path, optional
+        Folder holding the data; defaults to ``$WPGDKIT_DATA_DIR`` or ``./data``.
+    download : bool
+        Fetch missing files (through torchvision) instead of failing. With
+        ``False`` the network is never touched.
+    seed : int
+        Seed of generated datasets (``toy``); file-backed datasets ignore it.
+
+    Returns
+    -------
+    torch.utils.data.Dataset
+        Items are ``(x, y)``: ``x`` a float32 tensor of shape ``input_shape``
+        (values in [0, 1] for images), ``y`` a Python ``int`` label.
+
+    Raises
+    ------
+    UnknownNameError
+        If the dataset or the split is unknown.
+    DataNotFoundError
+        If the files are missing.
+    WpgdkitError
+        If the files are malformed.
+    """
+    spec = get_dataset(name)
+    _check_split(name, split)
+    return spec.loader(split, data_dir=resolve_data_dir(data_dir), download=download, seed=seed)
+
+
+def load_tensors(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a split (or a seeded random subset of it) as two tensors.
+
+    Parameters
+    ----------
+    name, split, data_dir, download, seed
+        As in :func:`load_split`; ``seed`` also draws the subset.
+    limit : int, optional
+        Keep a random subset of this many items, drawn with
+        ``torch.Generator().manual_seed(seed)`` and kept in dataset order.
+        A limit larger than the split keeps everything.
+
+    Returns
+    -------
+    x : torch.Tensor of float32, shape (N, *input_shape)
+    y : torch.Tensor of int64, shape (N,)
+
+    Raises
+    ------
+    WpgdkitError
+        If ``limit`` is below 1, or for any reason :func:`load_split` raises.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise WpgdkitError(f"limit must be a positive integer, got {limit!r}")
+    dataset = load_split(name, split, data_dir=data_dir, download=download, seed=seed)
+    indices = _subset_indices(len(dataset), limit=limit, seed=seed)
+    if isinstance(dataset, TensorSource):
+        return dataset.take(indices)
+    return _stack_items(dataset, indices)
+
+
+def _check_split(name: str, split: str) -> None:
+    if split not in SPLITS:
+        raise UnknownNameError(f"unknown split {split!r} for dataset {name!r}; choose one of: {', '.join(SPLITS)}")
+
+
+def _subset_indices(n: int, *, limit: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted int64 indices of a seeded random subset, or ``None`` for everything."""
+    if limit is None or limit >= n:
+        return None
+    limit = int(limit)
+    generator = torch.Generator().manual_seed(seed)
+    # Sorting keeps the dataset's own order, so a subset of a class-sorted
+    # split stays class-sorted and files are read front to back.
+    return torch.randperm(n, generator=generator)[:limit].sort().values
+
+
+def _stack_items(dataset: Dataset, indices: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fallback for datasets without :class:`TensorSource`: stack items one by one."""
+    order = range(len(dataset)) if indices is None else indices.tolist()
+    xs, ys = [], []
+    for i in order:
+        x, y = dataset[i]
+        xs.append(torch.as_tensor(x, dtype=torch.float32))
+        ys.append(int(y))
+    if not xs:
+        raise WpgdkitError("the split is empty")
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)

@@ -1,0 +1,164 @@
+"""The label metric type: class names, a K×K cost matrix and its provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wpgdkit.errors import MetricFormatError, UnknownNameError
+
+__all__ = ["Provenance", "LabelMetric", "resolve_class_indices"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a label metric came from, enough to rebuild it.
+
+    Attributes
+    ----------
+    source : str
+        Registry name of the source (``wordnet``, ``linear``, ``uniform``, ``file``...).
+    measure : str or None
+        The source's measure, e.g. ``path`` for WordNet.
+    dataset : str or None
+        Dataset registry name whose classes the metric is over.
+    wordnet_version : str or None
+        WordNet version read (``"3.0"``), for WordNet-derived metrics.
+    parameters : dict
+        Source parameters (normalisation, subset, limit, seed, ...), JSON types only.
+    tool_version : str
+        wpgdkit version that built the metric.
+    command : str or None
+        The exact command line that rebuilds the metric.
+    """
+
+    source: str
+    measure: str | None = None
+    dataset: str | None = None
+    wordnet_version: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = ""
+    command: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        if not isinstance(data, dict) or "source" not in data:
+            raise MetricFormatError("provenance must be an object with at least a 'source' key")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MetricFormatError(f"unknown provenance keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True, eq=False)
+class LabelMetric:
+    """A label metric C over K classes (paper, Definition 3).
+
+    ``matrix[k, k']`` is the cost of mistaking class ``k`` for class ``k'``
+    (the cost of moving unit probability mass from ``k`` to ``k'``).
+
+    Attributes
+    ----------
+    classes : tuple of str, length K
+        Class names in label order; unique.
+    matrix : ndarray of shape (K, K), float64
+        The cost matrix. Read-only; structural checks are in
+        :func:`wpgdkit.labelmetric.validate_metric`.
+    provenance : Provenance
+    """
+
+    classes: tuple[str, ...]
+    matrix: np.ndarray
+    provenance: Provenance = field(default_factory=lambda: Provenance(source="unknown"))
+
+    def __post_init__(self) -> None:
+        classes = tuple(str(c) for c in self.classes)
+        matrix = np.array(self.matrix, dtype=np.float64, copy=True)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise MetricFormatError(f"a label metric must be a square matrix, got shape {matrix.shape}")
+        if matrix.shape[0] != len(classes):
+            raise MetricFormatError(
+                f"matrix is {matrix.shape[0]}×{matrix.shape[1]} but {len(classes)} class names were given"
+            )
+        matrix.setflags(write=False)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "matrix", matrix)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LabelMetric):
+            return NotImplemented
+        return (
+            self.classes == other.classes
+            and np.array_equal(self.matrix, other.matrix)
+            and self.provenance == other.provenance
+        )
+
+    def __repr__(self) -> str:
+        return f"LabelMetric(K={self.num_classes}, source={self.provenance.source!r}, classes={self.classes[:4]}...)"
+
+    def subset(self, selection: Sequence[str | int]) -> LabelMetric:
+        """Restrict to some classes, in the order given (names or indices)."""
+        idx = resolve_class_indices(self.classes, selection)
+        matrix = self.matrix[np.ix_(idx, idx)]
+        return dataclasses.replace(self, classes=tuple(self.classes[i] for i in idx), matrix=matrix)
+
+    def normalized(self, mode: str = "max") -> LabelMetric:
+        """Scale the matrix: ``"max"`` divides by the largest entry, ``"none"`` keeps it."""
+        if mode == "none":
+            return self
+        if mode != "max":
+            raise UnknownNameError(f"unknown normalisation {mode!r}; choose one of: max, none")
+        top = float(self.matrix.max()) if self.matrix.size else 0.0
+        if top <= 0:
+            raise MetricFormatError("cannot normalise an all-zero metric by its maximum")
+        return dataclasses.replace(self, matrix=self.matrix / top)
+
+    def with_provenance(self, **changes: Any) -> LabelMetric:
+        return dataclasses.replace(self, provenance=dataclasses.replace(self.provenance, **changes))
+
+
+def resolve_class_indices(classes: Sequence[str], selection: Sequence[str | int]) -> list[int]:
+    """Turn class names or indices (as ints or digit strings) into indices.
+
+    A name is matched first, so datasets whose class names are digits
+    (MNIST: ``"3"``) select by name, which is also their index.
+
+    Raises
+    ------
+    UnknownNameError
+        For a name not among ``classes`` or an index out of range.
+    MetricFormatError
+        For an empty selection or a class selected twice.
+    """
+    position = {name: i for i, name in enumerate(classes)}
+    indices: list[int] = []
+    for item in selection:
+        key = str(item).strip()
+        if key in position:
+            indices.append(position[key])
+        elif key.lstrip("-").isdigit():
+            i = int(key)
+            if not 0 <= i < len(classes):
+                raise UnknownNameError(f"class index {i} out of range 0..{len(classes) - 1}")
+            indices.append(i)
+        else:
+            shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+            raise UnknownNameError(f"unknown class {key!r}; classes are: {shown}")
+    if not indices:
+        raise MetricFormatError("the class selection is empty")
+    dup = sorted({classes[i] for i in indices if indices.count(i) > 1})
+    if dup:
+        raise MetricFormatError(f"class selected twice: {', '.join(dup)}")
+    return indices

@@ -1,0 +1,259 @@
+"""Reading and writing label metrics: CSV, JSON and NPY, chosen by extension.
+
+CSV layout (the contract other tools rely on)::
+
+    ,airplane,automobile,...
+    airplane,0,11,...
+    automobile,11,0,...
+
+the first row is an empty cell then the K class names; each further row is a
+class name (in the same order) then K numbers. Numbers are written in the
+shortest form that reads back to the same float (integers without ``.0``),
+so every format round-trips exactly.
+
+JSON: ``{"format": "wpgdkit-label-metric", "version": 1, "classes": [...],
+"matrix": [[...]], "provenance": {...}}``.
+
+NPY: the matrix alone; the class names come from elsewhere (a list, or a text
+file with one name per line).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from wpgdkit.atomic import atomic_path, atomic_write_text
+from wpgdkit.errors import DataNotFoundError, MetricFormatError
+from wpgdkit.labelmetric.core import LabelMetric, Provenance
+
+__all__ = [
+    "FORMATS",
+    "read_metric",
+    "write_metric",
+    "metric_to_csv",
+    "metric_from_csv",
+    "read_class_list",
+]
+
+FORMATS = (".csv", ".json", ".npy")
+_JSON_TAG = "wpgdkit-label-metric"
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise MetricFormatError(
+            f"cannot tell the format of {path} from its extension; use one of: {', '.join(FORMATS)}"
+        )
+    return suffix
+
+
+def _number(x: float) -> str:
+    # repr() is the shortest string that parses back to the same double.
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**53 else repr(float(x))
+
+
+def metric_to_csv(metric: LabelMetric) -> str:
+    """Return the CSV text of a metric (see the module docstring for the layout)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["", *metric.classes])
+    for name, row in zip(metric.classes, metric.matrix):
+        writer.writerow([name, *(_number(v) for v in row)])
+    return buffer.getvalue()
+
+
+def metric_from_csv(text: str, *, origin: str = "<csv>", provenance: Provenance | None = None) -> LabelMetric:
+    """Parse CSV text in the layout of :func:`metric_to_csv`.
+
+    Raises
+    ------
+    MetricFormatError
+        With the row and column of the first problem found.
+    """
+    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise MetricFormatError(f"{origin}: empty file")
+    header = rows[0]
+    if header[0].strip() != "":
+        raise MetricFormatError(
+            f"{origin}: the first cell of the header must be empty, found {header[0]!r} "
+            "(layout: an empty cell then the class names)"
+        )
+    classes = [c.strip() for c in header[1:]]
+    k = len(classes)
+    if k == 0:
+        raise MetricFormatError(f"{origin}: the header names no classes")
+    if len(rows) - 1 != k:
+        raise MetricFormatError(f"{origin}: {k} class names in the header but {len(rows) - 1} matrix rows")
+    matrix = np.empty((k, k), dtype=np.float64)
+    for i, row in enumerate(rows[1:]):
+        line = i + 2
+        if len(row) != k + 1:
+            raise MetricFormatError(f"{origin}: line {line} has {len(row) - 1} numbers, expected {k}")
+        if row[0].strip() != classes[i]:
+            raise MetricFormatError(
+                f"{origin}: line {line} is labelled {row[0].strip()!r} but column {i + 1} is {classes[i]!r}; "
+                "rows must follow the header's class order"
+            )
+        for j, cell in enumerate(row[1:]):
+            try:
+                matrix[i, j] = float(cell)
+            except ValueError:
+                raise MetricFormatError(
+                    f"{origin}: line {line}, column {classes[j]!r}: {cell.strip()!r} is not a number"
+                ) from None
+    _check_class_names(classes, origin)
+    return LabelMetric(tuple(classes), matrix, provenance or Provenance(source="file", parameters={"path": origin}))
+
+
+def _check_class_names(classes: Sequence[str], origin: str) -> None:
+    empty = [i for i, c in enumerate(classes) if not c]
+    if empty:
+        raise MetricFormatError(f"{origin}: class name missing at position {empty[0]}")
+    seen: set[str] = set()
+    dup = [c for c in classes if c in seen or seen.add(c)]
+    if dup:
+        raise MetricFormatError(f"{origin}: duplicate class names: {', '.join(sorted(set(dup)))}")
+
+
+def read_class_list(path: str | os.PathLike[str]) -> list[str]:
+    """Read class names, one per line (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"class list {path} not found")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    _check_class_names(names, str(path))
+    return names
+
+
+def read_metric(
+    path: str | os.PathLike[str],
+    *,
+    classes: Sequence[str] | str | os.PathLike[str] | None = None,
+) -> LabelMetric:
+    """Read a label metric from a ``.csv``, ``.json`` or ``.npy`` file.
+
+    Parameters
+    ----------
+    path : path-like
+        The file; its extension picks the format.
+    classes : sequence of str or path-like, optional
+        Class names for an NPY file (a list, or a file with one name per
+        line). For CSV and JSON, if given, they must equal the file's.
+
+    Returns
+    -------
+    metric : LabelMetric
+        Only the format is checked here; use
+        :func:`~wpgdkit.labelmetric.validate_metric` for the structure.
+
+    Raises
+    ------
+    DataNotFoundError
+        If the file does not exist.
+    MetricFormatError
+        If it is malformed.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"metric file {path} not found")
+    if classes is not None and not isinstance(classes, (list, tuple)):
+        classes = read_class_list(classes)
+    if fmt == ".csv":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise MetricFormatError(f"{path}: not a UTF-8 text file") from None
+        metric = metric_from_csv(text, origin=str(path))
+    elif fmt == ".json":
+        metric = _read_json(path)
+    else:
+        metric = _read_npy(path, classes)
+    if classes is not None and tuple(classes) != metric.classes:
+        raise MetricFormatError(f"{path}: its classes differ from the class list given")
+    return metric
+
+
+def _read_json(path: Path) -> LabelMetric:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MetricFormatError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not {"classes", "matrix"} <= set(data):
+        raise MetricFormatError(f"{path}: expected an object with 'classes' and 'matrix'")
+    if data.get("format", _JSON_TAG) != _JSON_TAG:
+        raise MetricFormatError(f"{path}: format is {data.get('format')!r}, expected {_JSON_TAG!r}")
+    classes, rows = data["classes"], data["matrix"]
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise MetricFormatError(f"{path}: 'classes' must be a list of strings")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise MetricFormatError(f"{path}: 'matrix' must be a list of rows")
+    if any(len(r) != len(rows) for r in rows):
+        raise MetricFormatError(f"{path}: 'matrix' is not square")
+    try:
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(rows))
+    except (TypeError, ValueError):
+        raise MetricFormatError(f"{path}: 'matrix' holds something that is not a number") from None
+    _check_class_names(classes, str(path))
+    prov = data.get("provenance")
+    provenance = Provenance.from_dict(prov) if prov is not None else Provenance(source="file")
+    return LabelMetric(tuple(classes), matrix, provenance)
+
+
+def _read_npy(path: Path, classes: Sequence[str] | None) -> LabelMetric:
+    if classes is None:
+        raise MetricFormatError(f"{path}: an .npy file holds only the matrix; give the class names as well")
+    try:
+        # allow_pickle=False: an .npy is data, never code.
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise MetricFormatError(f"{path}: not a readable .npy array ({exc})") from None
+    if not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
+        raise MetricFormatError(f"{path}: the array has dtype {matrix.dtype}, expected real numbers")
+    _check_class_names(list(classes), str(path))
+    return LabelMetric(tuple(classes), matrix.astype(np.float64), Provenance(source="file", parameters={"path": str(path)}))
+
+
+def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
+    """Write a metric atomically; the extension picks the format.
+
+    For ``.npy`` only the matrix is written (keep the class names beside it).
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if not np.all(np.isfinite(metric.matrix)):
+        raise MetricFormatError("refusing to write a metric with NaN or infinite entries")
+    if fmt == ".csv":
+        atomic_write_text(path, metric_to_csv(metric))
+    elif fmt == ".json":
+        payload = {
+            "format": _JSON_TAG,
+            "version": 1,
+            "classes": list(metric.classes),
+            "matrix": [[_json_number(v) for v in row] for row in metric.matrix],
+            "provenance": metric.provenance.to_dict(),
+        }
+        atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+    else:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(metric.matrix), allow_pickle=False)
+    return path
+
+
+def _json_number(x: float) -> int | float:
+    x = float(x)
+    return int(x) if x.is_integer() and math.isfinite(x) and abs(x) < 2**53 else x

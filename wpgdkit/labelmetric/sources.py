@@ -1,0 +1,303 @@
+"""Metric sources by name (a registry, like timm's ``register_model``).
+
+Each source turns a :class:`BuildConfig` into a :class:`LabelMetric` over a
+dataset's classes: ``wordnet`` (distances between the classes' synsets),
+``linear`` (a linear classifier's boundary distances, the paper's MNIST
+metric), ``uniform`` (1 off the diagonal; WPGD then equals PGD) and ``file``
+(a user's matrix). :func:`build_metric` adds the class subset, normalisation,
+validation and the provenance with the command that rebuilds the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wpgdkit import __version__
+from wpgdkit.errors import DataNotFoundError, MetricFormatError, UnknownNameError, WpgdkitError
+from wpgdkit.labelmetric.core import LabelMetric, Provenance
+from wpgdkit.labelmetric.io import read_class_list, read_metric
+from wpgdkit.labelmetric.validate import validate_metric
+
+__all__ = [
+    "BuildConfig",
+    "MetricSource",
+    "register_source",
+    "get_source",
+    "list_sources",
+    "build_metric",
+    "read_synset_map",
+]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything ``wpgdkit metric build`` needs; each source reads its part.
+
+    Attributes
+    ----------
+    source : str
+        Source registry name.
+    dataset : str or None
+        Dataset registry name (classes, synsets, training data).
+    measure : str or None
+        Source-specific measure (WordNet: path, lch, wup, lca-depth); None for the default.
+    classes : tuple of str or None
+        Keep only these classes (names or indices), in this order.
+    normalize : {"none", "max"}
+    wordnet_dir, synset_map : str or None
+        WordNet location; a CSV mapping classes to synsets (columns ``class``, ``synset``).
+    data_dir, download, limit, seed, l2, max_iter
+        Training data and fit settings of the ``linear`` source.
+    input, class_list : str or None
+        The matrix file and, for NPY, its class names (``file`` source).
+    allow_asymmetric : bool
+    """
+
+    source: str = "wordnet"
+    dataset: str | None = None
+    measure: str | None = None
+    classes: tuple[str, ...] | None = None
+    normalize: str = "none"
+    wordnet_dir: str | None = None
+    synset_map: str | None = None
+    data_dir: str | None = None
+    download: bool = False
+    limit: int | None = None
+    seed: int = 0
+    l2: float = 1e-3
+    max_iter: int = 200
+    input: str | None = None
+    class_list: str | None = None
+    allow_asymmetric: bool = False
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    """A registered source: its name, help text, measures and builder."""
+
+    name: str
+    description: str
+    build: Callable[[BuildConfig], LabelMetric]
+    measures: tuple[str, ...] = ()
+    default_measure: str | None = None
+    # BuildConfig fields this source reads, recorded in the rebuild command.
+    options: tuple[str, ...] = ()
+
+
+_SOURCES: dict[str, MetricSource] = {}
+
+
+def register_source(source: MetricSource) -> MetricSource:
+    if source.name in _SOURCES:
+        raise ValueError(f"metric source {source.name!r} is already registered")
+    _SOURCES[source.name] = source
+    return source
+
+
+def list_sources() -> list[str]:
+    return list(_SOURCES)
+
+
+def get_source(name: str) -> MetricSource:
+    try:
+        return _SOURCES[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown metric source {name!r}; choose one of: {', '.join(_SOURCES)}") from None
+
+
+# --- the sources ---------------------------------------------------------------
+
+
+def _dataset(config: BuildConfig):
+    from wpgdkit.datasets import get_dataset
+
+    if config.dataset is None:
+        raise WpgdkitError(f"--source {config.source} needs --dataset")
+    return get_dataset(config.dataset)
+
+
+def read_synset_map(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Read a CSV mapping classes to WordNet synsets (columns ``class`` and ``synset``).
+
+    Returns
+    -------
+    classes, synsets : tuple of str
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"synset map {path} not found")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"class", "synset"} <= set(rows[0]):
+        raise MetricFormatError(f"{path}: expected a CSV with 'class' and 'synset' columns")
+    missing = [r["class"] for r in rows if not (r.get("synset") or "").strip()]
+    if missing:
+        raise MetricFormatError(f"{path}: no synset for class {missing[0]!r}")
+    return tuple(r["class"].strip() for r in rows), tuple(r["synset"].strip() for r in rows)
+
+
+def _build_wordnet(config: BuildConfig) -> LabelMetric:
+    from wpgdkit.labelmetric.wordnet_distance import lookup_synsets, wordnet_distance_matrix
+    from wpgdkit.wordnet import load_wordnet
+
+    measure = config.measure or "path"
+    if config.synset_map is not None:
+        classes, names = read_synset_map(config.synset_map)
+        if config.dataset is not None and classes != _dataset(config).classes:
+            raise MetricFormatError(f"{config.synset_map}: its classes differ from {config.dataset}'s (names and order)")
+    else:
+        spec = _dataset(config)
+        if spec.synsets is None or any(s is None for s in spec.synsets):
+            raise WpgdkitError(
+                f"dataset {spec.name} has no WordNet synsets for its classes; "
+                "use --source linear, or give --synset-map CLASSES.csv"
+            )
+        classes, names = spec.classes, spec.synsets
+    wordnet = load_wordnet(config.wordnet_dir)
+    synsets = lookup_synsets(names, wordnet)
+    matrix = wordnet_distance_matrix(synsets, measure=measure)
+    return LabelMetric(
+        tuple(classes),
+        matrix,
+        Provenance(source="wordnet", measure=measure, dataset=config.dataset, wordnet_version=wordnet.get_version()),
+    )
+
+
+def _build_linear(config: BuildConfig) -> LabelMetric:
+    from wpgdkit.datasets import load_tensors
+    from wpgdkit.labelmetric.linear import LinearFitConfig, linear_metric_matrix
+
+    spec = _dataset(config)
+    if config.measure not in (None, "boundary"):
+        raise UnknownNameError(f"unknown measure {config.measure!r} for --source linear; choose one of: boundary")
+    if config.l2 < 0 or config.max_iter < 1:
+        raise WpgdkitError("--l2 must be >= 0 and --max-iter >= 1")
+    x, y = load_tensors(
+        spec.name, "train", data_dir=config.data_dir, download=config.download, limit=config.limit, seed=config.seed
+    )
+    fit = LinearFitConfig(l2=config.l2, max_iter=config.max_iter, seed=config.seed)
+    matrix = linear_metric_matrix(x, y, spec.num_classes, config=fit)
+    return LabelMetric(spec.classes, matrix, Provenance(source="linear", measure="boundary", dataset=spec.name))
+
+
+def _build_uniform(config: BuildConfig) -> LabelMetric:
+    if config.class_list is not None:
+        classes = tuple(read_class_list(config.class_list))
+    else:
+        classes = _dataset(config).classes
+    k = len(classes)
+    return LabelMetric(classes, np.ones((k, k)) - np.eye(k), Provenance(source="uniform", dataset=config.dataset))
+
+
+def _build_file(config: BuildConfig) -> LabelMetric:
+    if config.input is None:
+        raise WpgdkitError("--source file needs --input PATH (.csv, .json, or .npy with --class-list)")
+    metric = read_metric(config.input, classes=config.class_list)
+    if config.dataset is not None:
+        expected = _dataset(config).classes
+        if metric.classes != expected:
+            raise MetricFormatError(
+                f"{config.input}: its classes ({', '.join(metric.classes[:4])}, ...) are not {config.dataset}'s "
+                f"in label order ({', '.join(expected[:4])}, ...)"
+            )
+    original = metric.provenance
+    parameters = {"input": str(config.input)}
+    if original.source != "file":
+        parameters["imported_provenance"] = original.to_dict()
+    return dataclasses.replace(metric, provenance=Provenance(source="file", dataset=config.dataset, parameters=parameters))
+
+
+register_source(MetricSource(
+    "wordnet", "distances between the classes' WordNet 3.0 noun synsets", _build_wordnet,
+    measures=("path", "lch", "wup", "lca-depth"), default_measure="path", options=("synset_map",),
+))
+register_source(MetricSource(
+    "linear", "mean distance of each class's training points to a linear classifier's pairwise boundaries",
+    _build_linear, measures=("boundary",), default_measure="boundary", options=("limit", "seed", "l2", "max_iter"),
+))
+register_source(MetricSource(
+    "uniform", "1 between any two distinct classes (WPGD then equals PGD)", _build_uniform, options=("class_list",),
+))
+register_source(MetricSource(
+    "file", "a matrix from a .csv, .json or .npy file", _build_file, options=("input", "class_list"),
+))
+
+
+# --- building ------------------------------------------------------------------
+
+
+def build_metric(config: BuildConfig) -> LabelMetric:
+    """Build a label metric from a source, then subset, normalise and validate it.
+
+    Parameters
+    ----------
+    config : BuildConfig
+
+    Returns
+    -------
+    metric : LabelMetric
+        Its provenance records the parameters and the exact command that
+        rebuilds it (machine-specific paths such as ``--data-dir`` excluded).
+
+    Raises
+    ------
+    WpgdkitError
+        For unknown names, missing data or an invalid result.
+    """
+    source = get_source(config.source)
+    if config.measure is not None and config.measure not in source.measures:
+        choices = ", ".join(source.measures) or "none (this source has no measures)"
+        raise UnknownNameError(f"unknown measure {config.measure!r} for --source {source.name}; choose one of: {choices}")
+    if config.normalize not in ("none", "max"):
+        raise UnknownNameError(f"unknown normalisation {config.normalize!r}; choose one of: max, none")
+    if config.limit is not None and config.limit < 1:
+        raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
+    metric = source.build(config)
+    if config.classes:
+        metric = metric.subset(config.classes)
+    metric = metric.normalized(config.normalize)
+    validate_metric(metric, allow_asymmetric=config.allow_asymmetric)
+    parameters = dict(metric.provenance.parameters)
+    parameters["normalize"] = config.normalize
+    if config.classes:
+        parameters["classes"] = list(metric.classes)
+    for name in source.options:
+        value = getattr(config, name)
+        if value is not None:
+            parameters[name] = value
+    return metric.with_provenance(
+        measure=metric.provenance.measure or (config.measure or source.default_measure),
+        parameters=parameters,
+        tool_version=__version__,
+        command=rebuild_command(config, source),
+    )
+
+
+def rebuild_command(config: BuildConfig, source: MetricSource | None = None) -> str:
+    """The ``wpgdkit metric build`` command line for a config (defaults omitted)."""
+    source = source or get_source(config.source)
+    defaults = BuildConfig()
+    words = ["wpgdkit", "metric", "build"]
+    if config.dataset is not None:
+        words += ["--dataset", config.dataset]
+    words += ["--source", config.source]
+    if config.measure is not None:
+        words += ["--measure", config.measure]
+    if config.classes:
+        words += ["--classes", ",".join(config.classes)]
+    if config.normalize != defaults.normalize:
+        words += ["--normalize", config.normalize]
+    for name in source.options:
+        value = getattr(config, name)
+        if value is not None and value != getattr(defaults, name):
+            words += ["--" + name.replace("_", "-"), str(value)]
+    if config.allow_asymmetric:
+        words.append("--allow-asymmetric")
+    return shlex.join(words)
