@@ -35,7 +35,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    # Linux reports it without changing it; os.umask() must set it to read it,
+    # which briefly affects files other threads create.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -43,7 +43,7 @@ class _Squares(Dataset):
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Let a test register datasets without leaking them into other tests."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())
 
 
 def _squares_spec(name: str = "squares", n: int = 20) -> DatasetSpec:

@@ -19,6 +19,7 @@ from wpgdkit.labelmetric import (
     LabelMetric,
     analyze_metric,
     build_metric,
+    get_source,
     list_sources,
     metric_correlation,
     read_metric,
@@ -41,6 +42,16 @@ EXIT_CHECK_FAILED = 1
 DatasetName = choices("DatasetName", list_datasets())
 SourceName = choices("SourceName", list_sources())
 Normalization = choices("Normalization", ["none", "max"])
+MEASURE_HELP = "; ".join(
+    f"{name}: {', '.join(get_source(name).measures)} (default {get_source(name).default_measure})"
+    for name in list_sources()
+    if get_source(name).measures
+)
+
+# Options shared by the commands that read a metric file.
+ClassListOption = Annotated[Optional[Path], typer.Option("--classes", help="Class names, one per line (needed for .npy).")]
+AsymmetricOption = Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")]
+JsonOption = Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.")]
 
 
 def _check_output_path(out: Path | None) -> None:
@@ -61,7 +72,7 @@ def build(
     ] = SourceName("wordnet"),
     measure: Annotated[
         Optional[str],
-        typer.Option(help="wordnet: path (default), lch, wup, lca-depth; linear: boundary."),
+        typer.Option(help=f"The source's measure. {MEASURE_HELP}."),
     ] = None,
     classes: Annotated[
         Optional[str], typer.Option(help="Keep only these classes, by names or indices: '3,5' or 'cat,dog'.")
@@ -159,13 +170,13 @@ def _report_dict(report: MetricReport) -> dict:
 @app.command()
 def check(
     path: Annotated[Path, typer.Argument(help="Metric file (.csv, .json, .npy).")],
-    classes: Annotated[Optional[Path], typer.Option(help="Class names, one per line (needed for .npy).")] = None,
-    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    classes: ClassListOption = None,
+    allow_asymmetric: AsymmetricOption = False,
     p: Annotated[float, typer.Option("--p", help="Power of the cost, C^p.", min=0.0)] = 1.0,
     samples: Annotated[int, typer.Option(help="Random prediction vectors compared with ot.emd2.", min=1)] = 1000,
     sinkhorn_samples: Annotated[int, typer.Option(help="How many of them also go through log-domain Sinkhorn.", min=0)] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the random prediction vectors.")] = 0,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report as JSON to PATH, or - for stdout.")] = None,
+    json_out: JsonOption = None,
 ) -> None:
     """Validate a metric, then check the closed-form Wasserstein distance against POT.
 
@@ -213,11 +224,11 @@ def check(
 @app.command()
 def show(
     path: Annotated[Path, typer.Argument(help="Metric file (.csv, .json, .npy).")],
-    classes: Annotated[Optional[Path], typer.Option(help="Class names, one per line (needed for .npy).")] = None,
-    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    classes: ClassListOption = None,
+    allow_asymmetric: AsymmetricOption = False,
     top: Annotated[int, typer.Option(help="How many nearest and farthest classes to list.", min=1)] = 3,
     plot: Annotated[Optional[Path], typer.Option(help="Write a heatmap (.png, .pdf, .svg) with class names.")] = None,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the summary as JSON to PATH, or - for stdout.")] = None,
+    json_out: JsonOption = None,
 ) -> None:
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
     metric, report = _load(path, classes, allow_asymmetric)
@@ -270,9 +281,9 @@ def _neighbours(metric: LabelMetric, top: int) -> list[dict]:
 def compare(
     first: Annotated[Path, typer.Argument(help="First metric file.")],
     second: Annotated[Path, typer.Argument(help="Second metric file (same classes; aligned by name).")],
-    classes: Annotated[Optional[Path], typer.Option(help="Class names for .npy files, one per line.")] = None,
-    allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.")] = None,
+    classes: ClassListOption = None,
+    allow_asymmetric: AsymmetricOption = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Correlate two metrics over their off-diagonal entries (Pearson and Spearman)."""
     a, _ = _load(first, classes, allow_asymmetric)

@@ -19,6 +19,7 @@ from typing import Callable, Protocol, runtime_checkable
 import torch
 from torch.utils.data import Dataset
 
+from wpgdkit.registry import Registry
 from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
 from wpgdkit.resources import metrics_dir
 
@@ -41,7 +42,7 @@ SPLITS: tuple[str, ...] = ("train", "test")
 #: Environment variable naming the default data folder.
 DATA_DIR_ENV = "WPGDKIT_DATA_DIR"
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+_REGISTRY: Registry[DatasetSpec] = Registry("dataset", sort=True)
 
 
 @runtime_checkable
@@ -162,15 +163,12 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     ValueError
         If a dataset of that name is already registered (a programming error).
     """
-    if spec.name in _REGISTRY:
-        raise ValueError(f"dataset {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.register(spec.name, spec)
 
 
 def list_datasets() -> list[str]:
     """Return the registered dataset names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -181,12 +179,7 @@ def get_dataset(name: str) -> DatasetSpec:
     UnknownNameError
         If no dataset has that name; the message lists the valid names.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown dataset {name!r}; choose one of: {', '.join(list_datasets())}"
-        ) from None
+    return _REGISTRY.get(name)
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:

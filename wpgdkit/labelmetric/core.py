@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,9 +89,13 @@ class LabelMetric:
             raise MetricFormatError(
                 f"matrix is {matrix.shape[0]}×{matrix.shape[1]} but {len(classes)} class names were given"
             )
+        # Expose a read-only view of a read-only private copy, so that neither
+        # the caller's array nor setflags(write=True) on the view can change it.
         matrix.setflags(write=False)
+        view = matrix.view()
+        view.setflags(write=False)
         object.__setattr__(self, "classes", classes)
-        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "matrix", view)
 
     @property
     def num_classes(self) -> int:
@@ -148,7 +153,7 @@ def resolve_class_indices(classes: Sequence[str], selection: Sequence[str | int]
         key = str(item).strip()
         if key in position:
             indices.append(position[key])
-        elif key.lstrip("-").isdigit():
+        elif re.fullmatch(r"-?[0-9]+", key):  # ASCII digits only: str.isdigit accepts "²"
             i = int(key)
             if not 0 <= i < len(classes):
                 raise UnknownNameError(f"class index {i} out of range 0..{len(classes) - 1}")

@@ -200,10 +200,12 @@ def _read_json(path: Path) -> LabelMetric:
         raise MetricFormatError(f"{path}: 'matrix' must be a list of rows")
     if any(len(r) != len(rows) for r in rows):
         raise MetricFormatError(f"{path}: 'matrix' is not square")
-    try:
-        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(rows))
-    except (TypeError, ValueError):
-        raise MetricFormatError(f"{path}: 'matrix' holds something that is not a number") from None
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            # numpy would turn null into NaN and true or "1" into 1.0: refuse them.
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise MetricFormatError(f"{path}: matrix[{i}][{j}] is {json.dumps(value)}, not a number")
+    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(rows))
     _check_class_names(classes, str(path))
     prov = data.get("provenance")
     provenance = Provenance.from_dict(prov) if prov is not None else Provenance(source="file")

@@ -65,10 +65,7 @@ def fit_linear_classifier(
     """
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise WpgdkitError(f"need as many labels as inputs (got {x.shape[0]} inputs, {y.shape[0]} labels)")
-    present = torch.unique(y)
-    if len(present) < num_classes:
-        missing = sorted(set(range(num_classes)) - set(present.tolist()))
-        raise WpgdkitError(f"classes {missing[:10]} have no training points; use a larger --limit")
+    _check_labels(y, num_classes)
     torch.manual_seed(config.seed)
     flat = x.reshape(len(x), -1).to(torch.float64)
     # Centre for conditioning (the bias absorbs the shift), but do not rescale:
@@ -96,6 +93,14 @@ def fit_linear_classifier(
     return weight, bias
 
 
+def _check_labels(y: torch.Tensor, num_classes: int) -> None:
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise WpgdkitError(f"labels must lie in 0..{num_classes - 1}, found {int(y.min())}..{int(y.max())}")
+    missing = sorted(set(range(num_classes)) - set(torch.unique(y).tolist()))
+    if missing:
+        raise WpgdkitError(f"classes {missing[:10]} have no training points; use a larger --limit")
+
+
 def linear_boundary_distances(
     weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor
 ) -> np.ndarray:
@@ -115,6 +120,7 @@ def linear_boundary_distances(
         ``|z_k - z_k'| / ||w_k - w_k'||``; zero on the diagonal. Not symmetric.
     """
     k = weight.shape[0]
+    _check_labels(y, k)  # a class without points would get a silent row of zeros
     weight = weight.to(torch.float64)
     diff_norm = torch.cdist(weight, weight)  # ||w_k - w_k'||, (K, K)
     if bool((diff_norm + torch.eye(k, dtype=torch.float64) == 0).any()):
@@ -127,7 +133,7 @@ def linear_boundary_distances(
         dist = (own - logits).abs() / diff_norm[chunk_y]
         out.index_add_(0, chunk_y, dist)
         counts += torch.bincount(chunk_y, minlength=k).to(torch.float64)
-    out /= counts.clamp_min(1)[:, None]
+    out /= counts[:, None]
     out.fill_diagonal_(0.0)
     return out.numpy()
 

@@ -24,6 +24,7 @@ from wpgdkit.errors import DataNotFoundError, MetricFormatError, UnknownNameErro
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
 from wpgdkit.labelmetric.io import read_class_list, read_metric
 from wpgdkit.labelmetric.validate import validate_metric
+from wpgdkit.registry import Registry
 
 __all__ = [
     "BuildConfig",
@@ -91,25 +92,22 @@ class MetricSource:
     options: tuple[str, ...] = ()
 
 
-_SOURCES: dict[str, MetricSource] = {}
+_SOURCES: Registry[MetricSource] = Registry("metric source")
 
 
 def register_source(source: MetricSource) -> MetricSource:
-    if source.name in _SOURCES:
-        raise ValueError(f"metric source {source.name!r} is already registered")
-    _SOURCES[source.name] = source
-    return source
+    """Add a source; raises ValueError if the name is taken."""
+    return _SOURCES.register(source.name, source)
 
 
 def list_sources() -> list[str]:
-    return list(_SOURCES)
+    """Registered source names, in registration order."""
+    return _SOURCES.names()
 
 
 def get_source(name: str) -> MetricSource:
-    try:
-        return _SOURCES[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown metric source {name!r}; choose one of: {', '.join(_SOURCES)}") from None
+    """The source called ``name``; UnknownNameError listing the valid names otherwise."""
+    return _SOURCES.get(name)
 
 
 # --- the sources ---------------------------------------------------------------

@@ -35,6 +35,7 @@ minutes for 500,000 pairwise NLTK calls.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -60,10 +61,12 @@ def lookup_synsets(names: Sequence[str], wordnet) -> list:
     synsets = []
     for name in names:
         try:
-            if len(name) == 9 and name[0] == "n" and name[1:].isdigit():
-                synset = wordnet.synset_from_pos_and_offset("n", int(name[1:]))
-            else:
-                synset = wordnet.synset(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # NLTK warns as well as failing on a bad offset
+                if len(name) == 9 and name[0] == "n" and name[1:].isdigit():
+                    synset = wordnet.synset_from_pos_and_offset("n", int(name[1:]))
+                else:
+                    synset = wordnet.synset(name)
         except Exception as exc:  # NLTK raises WordNetError, ValueError or AttributeError
             raise WordNetError(f"no synset {name!r} in WordNet {wordnet.get_version()}: {exc}") from None
         if synset is None or synset.pos() != "n":
