@@ -233,12 +233,12 @@ def show(
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
     metric, report = _load(path, classes, allow_asymmetric)
     neighbours = _neighbours(metric, top)
+    origin = _origin(metric)
     if plot is not None:
         from wpgdkit.labelmetric.plot import plot_heatmap
 
-        prov = metric.provenance
-        plot_heatmap(metric.matrix, metric.classes, plot, title=f"{path.name} ({prov.source}"
-                     + (f"/{prov.measure}" if prov.measure else "") + ")", colorbar_label="cost")
+        plot_heatmap(metric.matrix, metric.classes, plot, title=f"{path.name}" + (f" ({origin})" if origin else ""),
+                     colorbar_label="cost")
     if json_out is not None:
         write_json(
             {"path": str(path), "classes": list(metric.classes), "provenance": metric.provenance.to_dict(),
@@ -248,8 +248,8 @@ def show(
     if json_out == "-":
         return
     prov = metric.provenance
-    stdout.print(f"[bold]{path}[/]: {metric.num_classes} classes, source {prov.source}"
-                 + (f"/{prov.measure}" if prov.measure else "") + (f", dataset {prov.dataset}" if prov.dataset else ""))
+    stdout.print(f"[bold]{path}[/]: {metric.num_classes} classes, "
+                 + (f"source {origin}" if origin else "no provenance (CSV and NPY files carry none; JSON keeps it)"))
     if prov.command:
         stdout.print(f"  rebuild: {prov.command}")
     for line in _structure_lines(report):
@@ -264,6 +264,14 @@ def show(
     stdout.print(table)
     if plot is not None:
         stdout.print(f"heatmap written to {plot}")
+
+
+def _origin(metric: LabelMetric) -> str:
+    """"wordnet/path, dataset cifar10", or "" when the file recorded nothing."""
+    prov = metric.provenance
+    if prov.source == "file" and not prov.command and not prov.dataset:
+        return ""
+    return prov.source + (f"/{prov.measure}" if prov.measure else "") + (f", dataset {prov.dataset}" if prov.dataset else "")
 
 
 def _neighbours(metric: LabelMetric, top: int) -> list[dict]:
