@@ -11,3 +11,69 @@ def wordnet():
     from wpgdkit.wordnet import load_wordnet
 
     return load_wordnet()
+
+
+# --- small data sets in the real on-disk formats ---------------------------------------
+
+import pickle  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _cifar_batch(rng, n: int, num_classes: int, key: bytes) -> dict:
+    labels = [int(i % num_classes) for i in range(n)]
+    return {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), key: labels}
+
+
+def _dump(path: Path, obj) -> None:
+    with open(path, "wb") as fh:
+        pickle.dump(obj, fh, protocol=2)  # the protocol of the original archives
+
+
+@pytest.fixture
+def cifar10_dir(tmp_path) -> Path:
+    """``cifar-10-batches-py`` with 5 training batches of 4 images and a test batch of 6."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        _dump(folder / f"data_batch_{i}", _cifar_batch(rng, 4, 10, b"labels"))
+    _dump(folder / "test_batch", _cifar_batch(rng, 6, 10, b"labels"))
+    return tmp_path
+
+
+@pytest.fixture
+def cifar100_dir(tmp_path) -> Path:
+    """``cifar-100-python`` with 20 training and 10 test images."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    _dump(folder / "train", _cifar_batch(rng, 20, 100, b"fine_labels"))
+    _dump(folder / "test", _cifar_batch(rng, 10, 100, b"fine_labels"))
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_imagenet_dir(tmp_path) -> Path:
+    """A ``tiny-imagenet-200`` folder with 3 JPEGs for each of the first 3 classes."""
+    from PIL import Image
+
+    from wpgdkit.datasets import get_dataset
+
+    wnids = get_dataset("tiny-imagenet").classes
+    root = tmp_path / "tiny-imagenet-200"
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    rng = np.random.default_rng(2)
+    annotations = []
+    for c, wnid in enumerate(wnids[:3]):
+        images = root / "train" / wnid / "images"
+        images.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(images / f"{wnid}_{i}.JPEG")
+        name = f"val_{c}.JPEG"
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "val" / "images" / name)
+        annotations.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
+    return tmp_path

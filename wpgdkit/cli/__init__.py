@@ -14,6 +14,8 @@ from rich.table import Table
 
 from wpgdkit import __version__
 from wpgdkit.cli import metric
+from wpgdkit.cli.models import models
+from wpgdkit.cli.train import train
 from wpgdkit.cli._common import OneLineErrorGroup, stdout, write_json
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
     help="Cost-sensitive adversarial robustness with Wasserstein PGD: label metrics, training, audits.",
 )
 app.add_typer(metric.app, name="metric")
+app.command("train")(train)
+app.command("models")(models)
 
 
 def _version(value: bool) -> None:

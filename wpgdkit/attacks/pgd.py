@@ -1,0 +1,221 @@
+"""Projected gradient descent (PGD) with the loss as a parameter.
+
+PGD (Madry et al.) approximates the inner maximisation of adversarial
+training (paper, eq. 2) by a few ascent steps on the loss, each followed by a
+projection onto the ε-ball around the clean input. WPGD (paper, Def. 6, eq. 6)
+is the same loop maximising the Wasserstein loss ℓ_W instead of cross-entropy::
+
+    x_adv = pgd_attack(model, x, y, config=config)                           # PGD
+    x_adv = pgd_attack(model, x, y, config=config,
+                       loss_fn=WassersteinLoss(cost, p=2.5))                  # WPGD
+
+The loop follows the usual shape (as torchattacks' ``PGD``): gradient with
+respect to the input only, sign (ℓ∞) or normalised (ℓ2) step, projection,
+clamp to the data range, detach.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wpgdkit.errors import WpgdkitError
+
+__all__ = ["NORMS", "LossFn", "PGDConfig", "pgd_attack"]
+
+NORMS = ("linf", "l2")
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+"""``(logits (N, K), target (N,)) -> loss`` to maximise, a scalar or per-sample (N,)."""
+
+
+@dataclass(frozen=True)
+class PGDConfig:
+    """Settings of a PGD attack.
+
+    Attributes
+    ----------
+    eps : float
+        Radius of the perturbation ball (> 0).
+    step_size : float
+        Length of each step (> 0): per pixel for ℓ∞, in ℓ2 norm for ℓ2.
+    steps : int
+        Number of ascent steps (≥ 1).
+    norm : {"linf", "l2"}, default="linf"
+    random_start : bool, default=True
+        Start from a uniform point of the ball instead of the clean input.
+    bounds : (float, float) or None, default=(0.0, 1.0)
+        Range the adversarial input is clamped to; None for no clamp (toy
+        data that is not an image).
+
+    Raises
+    ------
+    WpgdkitError
+        If a value is out of range.
+    """
+
+    eps: float
+    step_size: float
+    steps: int
+    norm: str = "linf"
+    random_start: bool = True
+    bounds: tuple[float, float] | None = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise WpgdkitError(f"eps must be a positive finite number, got {self.eps}")
+        if not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise WpgdkitError(f"step_size must be a positive finite number, got {self.step_size}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise WpgdkitError(f"steps must be an integer of at least 1, got {self.steps!r}")
+        if self.norm not in NORMS:
+            raise WpgdkitError(f"unknown norm {self.norm!r}; choose one of: {', '.join(NORMS)}")
+        if self.bounds is not None:
+            low, high = self.bounds
+            if not low < high:
+                raise WpgdkitError(f"bounds must be (low, high) with low < high, got {self.bounds}")
+
+
+def pgd_attack(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    config: PGDConfig,
+    loss_fn: LossFn | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Adversarial examples maximising ``loss_fn`` in the ε-ball around ``x`` (eq. 2 / eq. 6).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps inputs (N, ...) to logits (N, K). Put in eval mode for the attack;
+        every module's previous mode is restored afterwards, also on error.
+        Parameter gradients (``p.grad``) are left untouched.
+    x : Tensor of shape (N, ...), floating point
+        Clean inputs, inside ``config.bounds``.
+    y : Tensor of shape (N,), int64
+        True classes.
+    config : PGDConfig, keyword-only
+    loss_fn : callable, keyword-only, optional
+        ``(logits, y) -> loss`` to maximise, scalar or per-sample; per-sample
+        losses are summed. Default: cross-entropy summed over the batch, so
+        each sample's gradient does not shrink with the batch size (the sign
+        and normalised steps ignore the scale, but tiny float32 gradients
+        would underflow sooner). Pass :class:`~wpgdkit.losses.WassersteinLoss`
+        for WPGD.
+    generator : torch.Generator, keyword-only, optional
+        Drives the random start (numbers are drawn on its device, then moved
+        to ``x``'s); None uses the global RNG.
+
+    Returns
+    -------
+    x_adv : Tensor of the shape, dtype and device of ``x``
+        Detached; ``‖x_adv − x‖ ≤ eps`` in the configured norm, inside bounds.
+
+    Raises
+    ------
+    WpgdkitError
+        If ``x`` is not floating point or ``y`` does not match its batch.
+    """
+    _check_inputs(x, y)
+    x0 = x.detach()
+    y = y.detach()
+    loss_fn = loss_fn if loss_fn is not None else _summed_cross_entropy
+    with _eval_mode(model), torch.enable_grad():
+        x_adv = _random_start(x0, config, generator) if config.random_start else x0.clone()
+        for _ in range(config.steps):
+            x_adv = _step(model, x0, x_adv, y, config, loss_fn)
+    return x_adv
+
+
+def _summed_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(logits, target, reduction="sum")
+
+
+def _check_inputs(x: Tensor, y: Tensor) -> None:
+    if not x.is_floating_point():
+        raise WpgdkitError(f"inputs must be floating point, got {x.dtype}")
+    if x.dim() < 1 or y.shape != (x.shape[0],):
+        raise WpgdkitError(f"labels must have shape ({x.shape[0] if x.dim() else '?'},), got {tuple(y.shape)}")
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; each submodule's own mode restored after."""
+    # Per module, not just model.training: a training model may hold frozen
+    # submodules (e.g. BatchNorm kept in eval) that model.train(True) would flip.
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.train(mode)
+
+
+def _random_start(x0: Tensor, config: PGDConfig, generator: torch.Generator | None) -> Tensor:
+    """A uniform point of the ε-ball around ``x0``, clamped to the bounds."""
+    device = generator.device if generator is not None else x0.device
+    if config.norm == "linf":
+        noise = torch.rand(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+        delta = (2 * noise - 1) * config.eps
+    else:
+        delta = _uniform_l2_ball(x0, config.eps, generator, device)
+    return _clamp(x0 + delta.to(x0.device), config.bounds)
+
+
+def _uniform_l2_ball(x0: Tensor, eps: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Uniform samples of the ℓ2 ball: Gaussian direction, radius ``eps·U^(1/d)``."""
+    n, d = x0.shape[0], x0[0].numel()
+    direction = torch.randn((n, d), generator=generator, device=device, dtype=x0.dtype)
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x0.dtype).tiny)
+    radius = eps * torch.rand((n, 1), generator=generator, device=device, dtype=x0.dtype).pow(1.0 / d)
+    return (direction * radius).view_as(x0)
+
+
+def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, config: PGDConfig, loss_fn: LossFn) -> Tensor:
+    """One ascent step, projected onto the ball and clamped; returns a detached tensor."""
+    x_adv = x_adv.detach().requires_grad_(True)
+    loss = loss_fn(model(x_adv), y)
+    if loss.dim() > 0:
+        loss = loss.sum()
+    # Gradient with respect to the input only: parameters' .grad stay as they were.
+    (grad,) = torch.autograd.grad(loss, x_adv)
+    with torch.no_grad():
+        if config.norm == "linf":
+            x_new = x_adv + config.step_size * grad.sign()
+            x_new = torch.minimum(torch.maximum(x_new, x0 - config.eps), x0 + config.eps)
+        else:
+            x_new = x_adv + config.step_size * _unit_l2(grad)
+            x_new = x0 + _project_l2(x_new - x0, config.eps)
+        return _clamp(x_new, config.bounds).detach()
+
+
+def _unit_l2(grad: Tensor) -> Tensor:
+    """``grad / ‖grad‖`` per sample; zero where the gradient is zero."""
+    flat = grad.flatten(1)
+    tiny = torch.finfo(grad.dtype).tiny
+    # Scale by the largest entry first: squaring a gradient of 1e-25 underflows
+    # in float32, and the norm of the squares would come out 0.
+    flat = flat / flat.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+    flat = flat / flat.norm(dim=1, keepdim=True).clamp_min(tiny)
+    return flat.view_as(grad)
+
+
+def _project_l2(delta: Tensor, eps: float) -> Tensor:
+    """Per-sample projection of ``delta`` onto the ℓ2 ball of radius ``eps``."""
+    norms = delta.flatten(1).norm(dim=1).clamp_min(torch.finfo(delta.dtype).tiny)
+    factor = (eps / norms).clamp(max=1.0)
+    return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+
+
+def _clamp(x: Tensor, bounds: tuple[float, float] | None) -> Tensor:
+    return x if bounds is None else x.clamp(bounds[0], bounds[1])

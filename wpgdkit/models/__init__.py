@@ -1,0 +1,50 @@
+"""The model registry: networks by name, behind their input normalisation.
+
+>>> from wpgdkit.models import create_model, dataset_normalization, list_models
+>>> list_models()
+['linear', 'mlp', 'small-cnn', 'wrn-16-10', 'wrn-28-10', 'wrn-40-10']
+>>> mean, std = dataset_normalization("cifar10")
+>>> model = create_model("small-cnn", num_classes=10, input_shape=(3, 32, 32), mean=mean, std=std)
+>>> model.model_name, model.mean
+('small-cnn', (0.4914, 0.4822, 0.4465))
+
+Every model takes pixel-space inputs (``[0, 1]`` for images) and normalises
+them itself, so attacks perturb and clip in pixel space. Built-in models:
+``linear``, ``mlp`` (any input shape), ``small-cnn`` (images of at least 8×8)
+and the Wide ResNets ``wrn-16-10``, ``wrn-28-10``, ``wrn-40-10`` (3×32×32 or
+3×64×64). Register more with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from wpgdkit.models.normalize import DATASET_NORMALIZATION, Normalize, NormalizedModel, dataset_normalization
+from wpgdkit.models.registry import (
+    ModelSpec,
+    count_parameters,
+    create_model,
+    format_shape,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+
+# Importing the modules registers their builders, in this order.
+from wpgdkit.models import simple as _simple  # noqa: E402,F401  isort: skip
+from wpgdkit.models import wide_resnet as _wide_resnet  # noqa: E402,F401  isort: skip
+from wpgdkit.models.wide_resnet import WideResNet, parse_wrn_name  # noqa: E402
+
+__all__ = [
+    "DATASET_NORMALIZATION",
+    "ModelSpec",
+    "Normalize",
+    "NormalizedModel",
+    "WideResNet",
+    "count_parameters",
+    "create_model",
+    "dataset_normalization",
+    "format_shape",
+    "get_model_spec",
+    "list_models",
+    "parse_wrn_name",
+    "register_model",
+]
