@@ -56,6 +56,8 @@ metrics: deb-deps venv
 
 bench: deb-deps venv
 	$(BIN)/python benchmarks/bench_wordnet_metric.py
+	$(BIN)/python benchmarks/bench_attack_step.py
+	$(BIN)/python benchmarks/bench_train_loop.py --full-epoch
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
