@@ -101,3 +101,14 @@ def test_resume_of_a_foreign_file_is_refused(tmp_path):
     out.write_text("not a checkpoint")
     assert_one_line_error(invoke("--dataset", "toy", "--model", "mlp", "--resume", "--out", out, *QUICK),
                           "not a readable checkpoint")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--device", "cuda"], "no CUDA device"),
+    (["--dataset", "mnist", "--data-dir", "EMPTY"], "mnist not found"),
+])
+def test_setup_errors_are_one_line_with_progress_enabled(tmp_path, args, fragment):
+    if not __import__("torch").cuda.is_available() or "--device" not in args:
+        args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+        base = ["--dataset", "toy", "--model", "mlp", "--epochs", "1", "--out", str(tmp_path / "run.pt")]
+        assert_one_line_error(invoke(*base, *args), fragment)  # no --quiet: the progress display is on

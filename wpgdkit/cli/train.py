@@ -42,13 +42,21 @@ class RichProgress:
         self.task = None
 
     def __enter__(self) -> RichProgress:
-        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
+        if self.started:
+            self.bar.stop()
+
+    @property
+    def started(self) -> bool:
+        return self.task is not None
 
     def start_epoch(self, epoch: int, batches: int) -> None:
+        # The display starts with the first epoch, so an error found while
+        # setting up (missing data, no GPU) stays the single line on stderr.
+        if not self.started:
+            self.bar.start()
         if self.task is not None:
             self.bar.remove_task(self.task)
         self.task = self.bar.add_task("train", total=batches, epoch=epoch + 1, epochs=self.epochs, loss=0.0, acc=0.0, ips=0.0)
