@@ -5,6 +5,22 @@ from __future__ import annotations
 import pytest
 
 
+def _assert_one_line_error(result, *fragments: str) -> None:
+    """Exit code 2, a single ``wpgdkit: error:`` line on stderr, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert result.stderr.startswith("wpgdkit: error:"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
+@pytest.fixture
+def assert_one_line_error():
+    """The check every bad-input CLI test makes on a CliRunner result."""
+    return _assert_one_line_error
+
+
 @pytest.fixture(scope="session")
 def wordnet():
     """WordNet 3.0 through NLTK (from /usr/share/wordnet or NLTK's data path)."""

@@ -21,16 +21,6 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    """Exit code 2, a single line on stderr, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert result.stderr.startswith("wpgdkit: error:"), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
-
-
 def parse_csv(text: str) -> tuple[list[str], np.ndarray]:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][0] == ""
@@ -88,7 +78,7 @@ def test_build_each_wordnet_measure_then_check_passes(tmp_path, measure):
     assert "all checks passed" in result.stdout
 
 
-def test_build_npy_needs_classes_beside_it(tmp_path):
+def test_build_npy_needs_classes_beside_it(tmp_path, assert_one_line_error):
     out = tmp_path / "m.npy"
     assert invoke("metric", "build", "--dataset", "fashion-mnist", "--out", out, "-q").exit_code == 0
     names = tmp_path / "classes.txt"
@@ -136,7 +126,7 @@ def test_check_json_report(tmp_path):
     assert gaps == sorted(gaps, reverse=True)  # the entropic objective approaches W as ε shrinks
 
 
-def test_check_asymmetric_needs_the_flag(tmp_path):
+def test_check_asymmetric_needs_the_flag(tmp_path, assert_one_line_error):
     path = tmp_path / "asym.csv"
     write_metric(LabelMetric(("a", "b", "c"), [[0, 1, 2], [3, 0, 1], [2, 2, 0]]), path)
     assert_one_line_error(invoke("metric", "check", path), "not symmetric", "--allow-asymmetric")
@@ -207,13 +197,13 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 @pytest.mark.parametrize("command", ["check", "show"])
-def test_malformed_metric_files(tmp_path, name, command):
+def test_malformed_metric_files(tmp_path, name, command, assert_one_line_error):
     text, fragment = BAD_FILES[name]
     path = _write(tmp_path, name, text)
     assert_one_line_error(invoke("metric", command, path), fragment)
 
 
-def test_compare_class_mismatch(tmp_path):
+def test_compare_class_mismatch(tmp_path, assert_one_line_error):
     a = _write(tmp_path, "a.csv", ",a,b,c\na,0,1,2\nb,1,0,1\nc,2,1,0\n")
     b = _write(tmp_path, "b.csv", ",a,b,d\na,0,1,2\nb,1,0,1\nd,2,1,0\n")
     assert_one_line_error(invoke("metric", "compare", a, b), "different classes")
@@ -236,37 +226,37 @@ def test_compare_class_mismatch(tmp_path):
         (["--dataset", "cifar10", "--bogus"], "No such option"),
     ],
 )
-def test_bad_build_flags(tmp_path, args, fragment):
+def test_bad_build_flags(tmp_path, args, fragment, assert_one_line_error):
     out = tmp_path / "out.csv"
     result = invoke("metric", "build", *args, "--out", out)
     assert_one_line_error(result, fragment)
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a temporary file
 
 
-def test_bad_output_extension_fails_before_building(tmp_path):
+def test_bad_output_extension_fails_before_building(tmp_path, assert_one_line_error):
     out = tmp_path / "out.txt"
     assert_one_line_error(invoke("metric", "build", "--dataset", "cifar10", "--out", out), "--out must end in")
     assert not out.exists()
 
 
-def test_missing_dataset_files_say_where_and_how(tmp_path):
+def test_missing_dataset_files_say_where_and_how(tmp_path, assert_one_line_error):
     result = invoke("metric", "build", "--dataset", "mnist", "--source", "linear", "--data-dir", tmp_path, "--out", tmp_path / "m.csv")
     assert_one_line_error(result, "mnist not found", str(tmp_path), "--download")
     assert not (tmp_path / "m.csv").exists()
 
 
-def test_missing_wordnet_names_both_ways_to_get_it(tmp_path, monkeypatch):
+def test_missing_wordnet_names_both_ways_to_get_it(tmp_path, monkeypatch, assert_one_line_error):
     monkeypatch.setenv("WPGDKIT_WORDNET_DIR", str(tmp_path))
     result = invoke("metric", "build", "--dataset", "cifar10", "--out", tmp_path / "m.csv")
     assert_one_line_error(result, "nltk.downloader", "wordnet-base")
     assert not (tmp_path / "m.csv").exists()
 
 
-def test_check_p_must_be_positive(tmp_path):
+def test_check_p_must_be_positive(tmp_path, assert_one_line_error):
     path = _write(tmp_path, "m.csv", ",a,b\na,0,1\nb,1,0\n")
     assert_one_line_error(invoke("metric", "check", path, "--p", "0"), "--p must be positive")
     assert_one_line_error(invoke("metric", "check", path, "--p", "-1"), "--p")
 
 
-def test_missing_file():
+def test_missing_file(assert_one_line_error):
     assert_one_line_error(invoke("metric", "show", "/nonexistent/metric.csv"), "not found")

@@ -19,12 +19,6 @@ def invoke(*args):
     return runner.invoke(app, ["train", *[str(a) for a in args]])
 
 
-def assert_one_line_error(result, fragment: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert result.stderr.startswith("wpgdkit: error:") and result.stderr.count("\n") == 1, result.stderr
-    assert fragment in result.stderr, result.stderr
-
-
 def test_toy_wpgd_with_the_papers_metric(tmp_path):
     out = tmp_path / "toy.pt"
     metric = Path(__file__).resolve().parents[2] / "metrics" / "toy-paper.csv"
@@ -85,7 +79,7 @@ def test_cifar10_subproblem_slices_the_shipped_metric(tmp_path, cifar10_dir):
         (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "/nonexistent.csv"], "not found"),
     ],
 )
-def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, args, fragment):
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, args, fragment, assert_one_line_error):
     root = Path(__file__).resolve().parents[2] / "metrics"
     args = [str(root / "toy-paper.csv") if a == "METRIC" else str(root / "cifar10-wordnet.csv") if a == "C10" else a
             for a in args]
@@ -96,7 +90,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, args, fragment):
     assert not out.exists() and not log_path_for(out).exists()
 
 
-def test_resume_of_a_foreign_file_is_refused(tmp_path):
+def test_resume_of_a_foreign_file_is_refused(tmp_path, assert_one_line_error):
     out = tmp_path / "run.pt"
     out.write_text("not a checkpoint")
     assert_one_line_error(invoke("--dataset", "toy", "--model", "mlp", "--resume", "--out", out, *QUICK),
@@ -107,7 +101,7 @@ def test_resume_of_a_foreign_file_is_refused(tmp_path):
     (["--device", "cuda"], "no CUDA device"),
     (["--dataset", "mnist", "--data-dir", "EMPTY"], "mnist not found"),
 ])
-def test_setup_errors_are_one_line_with_progress_enabled(tmp_path, args, fragment):
+def test_setup_errors_are_one_line_with_progress_enabled(tmp_path, args, fragment, assert_one_line_error):
     if not __import__("torch").cuda.is_available() or "--device" not in args:
         args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
         base = ["--dataset", "toy", "--model", "mlp", "--epochs", "1", "--out", str(tmp_path / "run.pt")]

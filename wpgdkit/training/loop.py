@@ -8,7 +8,6 @@ clean inputs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -26,7 +25,7 @@ from wpgdkit import __version__
 from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
 from wpgdkit.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from wpgdkit.training.data import DataConfig, TrainingData, augment_batch, batch_generator, batch_seed, prepare_data
-from wpgdkit.training.distributed import DistributedContext, setup_distributed
+from wpgdkit.training.distributed import setup_distributed
 
 __all__ = ["METHODS", "SCHEDULES", "TrainConfig", "TrainResult", "train", "log_path_for"]
 
@@ -211,7 +210,7 @@ def train(
     -------
     result : TrainResult
     """
-    from wpgdkit.attacks import PGDConfig, pgd_attack
+    from wpgdkit.attacks import PGDConfig
     from wpgdkit.datasets import get_dataset
     from wpgdkit.losses import WassersteinLoss
     from wpgdkit.models import count_parameters, create_model, dataset_normalization
@@ -320,7 +319,7 @@ def _train_epoch(config, ctx, data, model, trained, optimizer, scheduler, attack
 
 def _evaluate(config, ctx, data, model, attack, epoch) -> dict[str, Any]:
     """Clean and PGD (cross-entropy) accuracy on the validation split."""
-    from wpgdkit.attacks import PGDConfig, pgd_attack
+    from wpgdkit.attacks import pgd_attack
 
     if len(data.val) == 0:
         return {}
