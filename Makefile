@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh Debian machine:
-#   make demo   build, check and show label metrics from data the machine has
+#   make demo   the toy problem end to end (wpgdkit demo), then label metrics from the machine's data
 #   make test   create the environment, install everything the tests need, run them
 # Both install the Debian data packages (WordNet 3.0, Fashion-MNIST) and a
 # virtual environment in .venv on first use.
@@ -41,6 +41,7 @@ test: deb-deps venv
 
 demo: deb-deps venv
 	@mkdir -p $(DEMO_DIR)
+	$(BIN)/wpgdkit demo --out $(DEMO_DIR)
 	$(BIN)/wpgdkit metric build --dataset cifar10 --source wordnet --out $(DEMO_DIR)/cifar10-wordnet.csv
 	$(BIN)/wpgdkit metric check $(DEMO_DIR)/cifar10-wordnet.csv --p 2.5
 	$(BIN)/wpgdkit metric show $(DEMO_DIR)/cifar10-wordnet.csv --plot $(DEMO_DIR)/cifar10-wordnet.png

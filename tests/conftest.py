@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def pytest_configure(config):
+    # One intra-op thread: the suite's tensors are tiny, and on a small shared
+    # machine a second thread makes them 10-100x slower, not faster.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _assert_one_line_error(result, *fragments: str) -> None:

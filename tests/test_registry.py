@@ -45,4 +45,4 @@ def test_copy_is_independent():
 
 def test_builtin_registries():
     assert list_datasets() == ["cifar10", "cifar100", "fashion-mnist", "mnist", "tiny-imagenet", "toy"]
-    assert list_sources() == ["wordnet", "linear", "uniform", "file"]
+    assert list_sources() == ["wordnet", "linear", "boundary", "confusion", "uniform", "file"]

@@ -6,6 +6,6 @@ WPGD (paper, Def. 6) is :func:`pgd_attack` with
 
 from __future__ import annotations
 
-from wpgdkit.attacks.pgd import NORMS, LossFn, PGDConfig, pgd_attack
+from wpgdkit.attacks.pgd import NORMS, LossFn, PGDConfig, eval_mode, pgd_attack
 
-__all__ = ["NORMS", "LossFn", "PGDConfig", "pgd_attack"]
+__all__ = ["NORMS", "LossFn", "PGDConfig", "eval_mode", "pgd_attack"]

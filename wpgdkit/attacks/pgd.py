@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["NORMS", "LossFn", "PGDConfig", "pgd_attack"]
+__all__ = ["NORMS", "LossFn", "PGDConfig", "eval_mode", "pgd_attack"]
 
 NORMS = ("linf", "l2")
 
@@ -129,7 +129,7 @@ def pgd_attack(
     x0 = x.detach()
     y = y.detach()
     loss_fn = loss_fn if loss_fn is not None else _summed_cross_entropy
-    with _eval_mode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         x_adv = _random_start(x0, config, generator) if config.random_start else x0.clone()
         for _ in range(config.steps):
             x_adv = _step(model, x0, x_adv, y, config, loss_fn)
@@ -148,7 +148,7 @@ def _check_inputs(x: Tensor, y: Tensor) -> None:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode inside the block; each submodule's own mode restored after."""
     # Per module, not just model.training: a training model may hold frozen
     # submodules (e.g. BatchNorm kept in eval) that model.train(True) would flip.

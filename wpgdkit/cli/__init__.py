@@ -14,6 +14,10 @@ from rich.table import Table
 
 from wpgdkit import __version__
 from wpgdkit.cli import metric
+from wpgdkit.cli.audit import audit
+from wpgdkit.cli.bench import bench
+from wpgdkit.cli.demo import demo
+from wpgdkit.cli.reproduce import reproduce
 from wpgdkit.cli.models import models
 from wpgdkit.cli.train import train
 from wpgdkit.cli._common import OneLineErrorGroup, stdout, write_json
@@ -28,6 +32,10 @@ app = typer.Typer(
 app.add_typer(metric.app, name="metric")
 app.command("train")(train)
 app.command("models")(models)
+app.command("audit")(audit)
+app.command("bench")(bench)
+app.command("reproduce")(reproduce)
+app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:

@@ -42,8 +42,10 @@ EXIT_CHECK_FAILED = 1
 DatasetName = choices("DatasetName", list_datasets())
 SourceName = choices("SourceName", list_sources())
 Normalization = choices("Normalization", ["none", "max"])
+SplitName = choices("SplitName", ["test", "train"])
 MEASURE_HELP = "; ".join(
-    f"{name}: {', '.join(get_source(name).measures)} (default {get_source(name).default_measure})"
+    f"{name}: {', '.join(get_source(name).measures)} "
+    f"(default {get_source(name).default_measure or 'the checkpoint attack norm'})"
     for name in list_sources()
     if get_source(name).measures
 )
@@ -65,7 +67,8 @@ def _check_output_path(out: Path | None) -> None:
 @app.command()
 def build(
     dataset: Annotated[
-        Optional[DatasetName], typer.Option(help="Dataset whose classes the metric is over.")
+        Optional[DatasetName],
+        typer.Option(help="Dataset whose classes the metric is over (boundary, confusion: the checkpoint's)."),
     ] = None,
     source: Annotated[
         SourceName, typer.Option(help="Where the distances come from.")
@@ -91,18 +94,26 @@ def build(
     ] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset through torchvision.")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="linear: fit on a seeded random subset of N training points.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of --limit's subset and of the fit.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(
+        help="linear: fit on a seeded random subset of N training points; boundary: the first N points of each "
+        "class; confusion: the first N points.")] = None,
+    seed: Annotated[int, typer.Option(help="linear: seed of --limit's subset and of the fit.")] = 0,
     l2: Annotated[float, typer.Option(help="linear: ridge penalty on the pixel-space weights.")] = 1e-3,
     max_iter: Annotated[int, typer.Option(help="linear: L-BFGS iterations.")] = 200,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="boundary, confusion: a model trained by 'wpgdkit train' (.pt); dataset and classes come from it.")] = None,
+    split: Annotated[Optional[SplitName], typer.Option(
+        help="boundary, confusion: the split the model is evaluated on (default test).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", help="file: the matrix to import (.csv, .json, .npy).")] = None,
     class_list: Annotated[Optional[Path], typer.Option(help="Class names, one per line (for .npy input or uniform).")] = None,
     allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
-    """Build a label metric from WordNet, a linear classifier, the uniform metric or a file.
+    """Build a label metric from WordNet, a linear classifier, a trained network, the uniform metric or a file.
 
-    Without --out the CSV goes to stdout (messages to stderr), so it pipes.
+    boundary and confusion read a checkpoint (--checkpoint model.pt) and use
+    a GPU when there is one. Without --out the CSV goes to stdout (messages to
+    stderr), so it pipes.
     """
     _check_output_path(out)
     config = BuildConfig(
@@ -110,7 +121,8 @@ def build(
         classes=split_list(classes), normalize=normalize.value,
         wordnet_dir=str(wordnet_dir) if wordnet_dir else None, synset_map=str(synset_map) if synset_map else None,
         data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
-        max_iter=max_iter, input=str(input) if input else None, class_list=str(class_list) if class_list else None,
+        max_iter=max_iter, checkpoint=str(checkpoint) if checkpoint else None, split=split.value if split else None,
+        input=str(input) if input else None, class_list=str(class_list) if class_list else None,
         allow_asymmetric=allow_asymmetric,
     )
     with stderr.status(f"building the {source.value} metric", spinner="dots") if not quiet else _nullcontext():

@@ -27,6 +27,20 @@ from wpgdkit.labelmetric.sources import (
 )
 from wpgdkit.labelmetric.validate import MetricReport, analyze_metric, validate_metric
 
+# Imported on first use: they need torch, which the rest of this package does not.
+_LAZY = {
+    "boundary_distance_matrix": "wpgdkit.labelmetric.network",
+    "confusion_distance_matrix": "wpgdkit.labelmetric.network",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "FORMATS",
     "BuildConfig",
@@ -37,7 +51,9 @@ __all__ = [
     "OTCheckReport",
     "Provenance",
     "analyze_metric",
+    "boundary_distance_matrix",
     "build_metric",
+    "confusion_distance_matrix",
     "entropy",
     "get_source",
     "list_sources",

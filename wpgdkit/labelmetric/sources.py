@@ -3,9 +3,11 @@
 Each source turns a :class:`BuildConfig` into a :class:`LabelMetric` over a
 dataset's classes: ``wordnet`` (distances between the classes' synsets),
 ``linear`` (a linear classifier's boundary distances, the paper's MNIST
-metric), ``uniform`` (1 off the diagonal; WPGD then equals PGD) and ``file``
-(a user's matrix). :func:`build_metric` adds the class subset, normalisation,
-validation and the provenance with the command that rebuilds the result.
+metric), ``boundary`` and ``confusion`` (a trained network's boundary
+distances and confusions, read from a checkpoint), ``uniform`` (1 off the
+diagonal; WPGD then equals PGD) and ``file`` (a user's matrix).
+:func:`build_metric` adds the class subset, normalisation, validation and the
+provenance with the command that rebuilds the result.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class BuildConfig:
     source : str
         Source registry name.
     dataset : str or None
-        Dataset registry name (classes, synsets, training data).
+        Dataset registry name (classes, synsets, training data). The
+        checkpoint sources take it from the checkpoint; if given, it must agree.
     measure : str or None
         Source-specific measure (WordNet: path, lch, wup, lca-depth); None for the default.
     classes : tuple of str or None
@@ -55,7 +58,13 @@ class BuildConfig:
     wordnet_dir, synset_map : str or None
         WordNet location; a CSV mapping classes to synsets (columns ``class``, ``synset``).
     data_dir, download, limit, seed, l2, max_iter
-        Training data and fit settings of the ``linear`` source.
+        Training data and fit settings of the ``linear`` source. ``limit``
+        also caps the checkpoint sources' points: the first ``limit`` of
+        each class (``boundary``) or in total (``confusion``).
+    checkpoint : str or None
+        A trained model (``boundary`` and ``confusion`` sources).
+    split : {"test", "train"} or None
+        The split the checkpoint sources evaluate the model on; None: test.
     input, class_list : str or None
         The matrix file and, for NPY, its class names (``file`` source).
     allow_asymmetric : bool
@@ -74,6 +83,8 @@ class BuildConfig:
     seed: int = 0
     l2: float = 1e-3
     max_iter: int = 200
+    checkpoint: str | None = None
+    split: str | None = None
     input: str | None = None
     class_list: str | None = None
     allow_asymmetric: bool = False
@@ -185,6 +196,53 @@ def _build_linear(config: BuildConfig) -> LabelMetric:
     return LabelMetric(spec.classes, matrix, Provenance(source="linear", measure="boundary", dataset=spec.name))
 
 
+def _trained_model(config: BuildConfig, device):
+    from wpgdkit.labelmetric.network import load_trained_model
+
+    if config.checkpoint is None:
+        raise WpgdkitError(f"--source {config.source} needs --checkpoint PATH (a model trained by wpgdkit train)")
+    return load_trained_model(config.checkpoint, dataset=config.dataset, device=device)
+
+
+def _device():
+    import torch
+
+    # A deep network's K input gradients per point are slow on a CPU; results
+    # agree across devices up to floating-point rounding.
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _checkpoint_provenance(config: BuildConfig, trained, measure: str, points: int) -> Provenance:
+    parameters = {**trained.summary, "split": config.split or "test", "points": points}
+    return Provenance(source=config.source, measure=measure, dataset=trained.dataset, parameters=parameters)
+
+
+def _build_boundary(config: BuildConfig) -> LabelMetric:
+    from wpgdkit.labelmetric.network import boundary_distance_matrix, evaluation_points
+
+    device = _device()
+    trained = _trained_model(config, device)
+    norm = config.measure or trained.norm
+    x, y = evaluation_points(trained, split=config.split or "test", limit=config.limit, per_class=True,
+                             data_dir=config.data_dir, download=config.download)
+    matrix = boundary_distance_matrix(trained.model, x.to(device), y.to(device), len(trained.classes), norm=norm)
+    return LabelMetric(trained.classes, matrix, _checkpoint_provenance(config, trained, norm, len(y)))
+
+
+def _build_confusion(config: BuildConfig) -> LabelMetric:
+    from wpgdkit.audit.scores import confusion_matrix
+    from wpgdkit.labelmetric.network import confusion_distance_matrix, evaluation_points, predict
+
+    device = _device()
+    trained = _trained_model(config, device)
+    measure = config.measure or "neglog"
+    x, y = evaluation_points(trained, split=config.split or "test", limit=config.limit,
+                             data_dir=config.data_dir, download=config.download)
+    counts = confusion_matrix(y, predict(trained.model, x.to(device)).cpu(), len(trained.classes))
+    matrix = confusion_distance_matrix(counts, measure=measure)
+    return LabelMetric(trained.classes, matrix, _checkpoint_provenance(config, trained, measure, len(y)))
+
+
 def _build_uniform(config: BuildConfig) -> LabelMetric:
     if config.class_list is not None:
         classes = tuple(read_class_list(config.class_list))
@@ -219,6 +277,16 @@ register_source(MetricSource(
 register_source(MetricSource(
     "linear", "mean distance of each class's training points to a linear classifier's pairwise boundaries",
     _build_linear, measures=("boundary",), default_measure="boundary", options=("limit", "seed", "l2", "max_iter"),
+))
+register_source(MetricSource(
+    "boundary", "mean first-order (DeepFool) distance of each class's points to a trained network's pairwise "
+    "boundaries, in the attack's norm (default: the checkpoint's)", _build_boundary,
+    measures=("linf", "l2"), default_measure=None, options=("checkpoint", "split", "limit"),
+))
+register_source(MetricSource(
+    "confusion", "-log of a trained network's symmetrised, Laplace-smoothed confusion rate on clean points",
+    _build_confusion, measures=("neglog", "one-minus"), default_measure="neglog",
+    options=("checkpoint", "split", "limit"),
 ))
 register_source(MetricSource(
     "uniform", "1 between any two distinct classes (WPGD then equals PGD)", _build_uniform, options=("class_list",),
@@ -257,6 +325,7 @@ def build_metric(config: BuildConfig) -> LabelMetric:
         raise UnknownNameError(f"unknown normalisation {config.normalize!r}; choose one of: max, none")
     if config.limit is not None and config.limit < 1:
         raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
+    _refuse_unread_options(config, source)
     metric = source.build(config)
     if config.classes:
         metric = metric.subset(config.classes)
@@ -276,6 +345,14 @@ def build_metric(config: BuildConfig) -> LabelMetric:
         tool_version=__version__,
         command=rebuild_command(config, source),
     )
+
+
+def _refuse_unread_options(config: BuildConfig, source: MetricSource) -> None:
+    # A checkpoint silently ignored would make the user believe the metric came from it.
+    for name in ("checkpoint", "split"):
+        if getattr(config, name) is not None and name not in source.options:
+            readers = ", ".join(s for s in list_sources() if name in get_source(s).options)
+            raise WpgdkitError(f"--{name} is only read by --source {readers}, not {source.name}")
 
 
 def rebuild_command(config: BuildConfig, source: MetricSource | None = None) -> str:

@@ -20,7 +20,7 @@ import torch
 from wpgdkit.atomic import atomic_path
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "model_from_checkpoint"]
 
 CHECKPOINT_FORMAT = "wpgdkit-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -73,3 +73,35 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     if payload["version"] > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload['version']} is newer than this wpgdkit reads")
     return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any], *, device: str | torch.device = "cpu", name: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the trained model of a loaded checkpoint, in eval mode, on ``device``.
+
+    Parameters
+    ----------
+    payload : dict
+        As returned by :func:`load_checkpoint`.
+    device : str or torch.device, keyword-only
+    name : str, keyword-only
+        How error messages refer to the checkpoint (its path).
+
+    Raises
+    ------
+    CheckpointError
+        If the model section names an unknown model or its weights do not fit it.
+    """
+    from wpgdkit.models import create_model
+
+    section = payload["model"]
+    try:
+        model = create_model(section["name"], num_classes=int(section["num_classes"]),
+                             input_shape=tuple(section["input_shape"]), mean=section.get("mean"), std=section.get("std"))
+        model.load_state_dict(section["state_dict"])
+    except WpgdkitError as exc:
+        raise CheckpointError(f"{name}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        # load_state_dict raises RuntimeError listing every mismatched tensor; its first line is enough.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{name}: its weights do not fit the model it names ({first})") from None
+    return model.to(device).eval()

@@ -18,7 +18,9 @@ from wpgdkit.datasets import get_dataset, load_split
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.core import resolve_class_indices
 
-__all__ = ["DataConfig", "TrainingData", "prepare_data", "augment_batch", "batch_generator", "epoch_order"]
+__all__ = [
+    "DataConfig", "TrainingData", "prepare_data", "load_eval_split", "augment_batch", "batch_generator", "epoch_order",
+]
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,51 @@ def prepare_data(config: DataConfig) -> TrainingData:
         input_range=spec.input_range,
         augment=augment,
     )
+
+
+def load_eval_split(
+    dataset: str,
+    class_indices: Sequence[int],
+    *,
+    split: str = "test",
+    data_dir: str | None = None,
+    download: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The points of a split that belong to a run's classes, relabelled as in training.
+
+    Parameters
+    ----------
+    dataset : str
+    class_indices : sequence of int
+        The run's classes as labels of the full dataset (a checkpoint's
+        ``data.class_indices``); label ``class_indices[i]`` becomes ``i``.
+    split : {"train", "test"}, keyword-only
+    data_dir, download, seed : keyword-only
+        As in :func:`wpgdkit.datasets.load_split`.
+    limit : int, keyword-only, optional
+        Keep the first ``limit`` such points, in the split's order.
+
+    Returns
+    -------
+    x : Tensor of shape (N, *input_shape), float32
+    y : Tensor of shape (N,), int64
+    """
+    if limit is not None and limit < 1:
+        raise WpgdkitError(f"--limit must be at least 1, got {limit}")
+    spec = get_dataset(dataset)
+    base = load_split(dataset, split, data_dir=data_dir, download=download, seed=seed)
+    original = _labels_of(base)
+    remap = torch.full((spec.num_classes,), -1, dtype=torch.int64)
+    remap[torch.as_tensor(list(class_indices), dtype=torch.int64)] = torch.arange(len(class_indices))
+    keep = torch.nonzero(remap[original] >= 0).squeeze(1)
+    if limit is not None:
+        keep = keep[:limit]
+    if len(keep) == 0:
+        raise WpgdkitError(f"the {split} split of {dataset} has no points of the selected classes")
+    view = _Relabelled(base, keep, remap[original[keep]])
+    return view.take(torch.arange(len(keep)))
 
 
 def _imbalanced_label(config: DataConfig, spec, selected: Sequence[int]) -> int:

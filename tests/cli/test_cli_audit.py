@@ -1,0 +1,160 @@
+"""``wpgdkit audit`` on the command line: output, JSON on stdout, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from wpgdkit.cli import app
+from wpgdkit.labelmetric import LabelMetric, write_metric
+from wpgdkit.labelmetric.shipped import PAPER_TOY_METRIC
+from wpgdkit.training import DataConfig, TrainConfig, train
+
+runner = CliRunner()
+
+
+def _train(folder, name: str, method: str = "pgd", **data_changes) -> str:
+    out = folder / f"{name}.pt"
+    train(TrainConfig(data=DataConfig("toy", limit=300, val_fraction=0.0, **data_changes), model="mlp", method=method,
+                      norm="l2", eps=0.4, steps=2, eval_steps=0, epochs=1, lr=0.05, out=str(out), device="cpu"))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli-audit")
+    return {"ce": _train(folder, "ce", "ce"), "pgd": _train(folder, "pgd"),
+            "sub": _train(folder, "sub", classes=("0", "1")), "folder": folder}
+
+
+def test_audit_prints_the_comparison_table(runs):
+    result = runner.invoke(app, ["audit", runs["ce"], runs["pgd"], "--baseline", runs["ce"], "--reference", runs["pgd"],
+                                 "--limit", "90"])
+    assert result.exit_code == 0, result.output
+    for text in ("comparison", "NE %", "AE %", "S − S_ref", "ce", "pgd", "most frequent adversarial flips",
+                 "attack pgd l2 ε=0.4, 20 steps"):
+        assert text in result.stdout, text
+
+
+def test_json_to_stdout_is_only_json(runs):
+    result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "30", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["num_points"] == 30 and doc["models"][0]["name"] == "pgd"
+
+
+def test_plots_folder_gets_pictures(runs, tmp_path):
+    result = runner.invoke(app, ["audit", runs["ce"], runs["pgd"], "--baseline", runs["ce"], "--limit", "60", "--quiet",
+                                 "--plots", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"metric.png", "pgd-gap.png", "pgd-confusion-adversarial.png", "pgd-entropy.png"} <= names
+
+
+def test_audit_of_a_class_subset_slices_the_shipped_metric(runs):
+    result = runner.invoke(app, ["audit", runs["sub"], "--limit", "40", "--json", "-", "--quiet"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["classes"] == ["0", "1"] and doc["metric"]["matrix"] == [[0.0, 10.0], [10.0, 0.0]]
+
+
+# --- bad input: one line on stderr, exit code 2, nothing written --------------------------
+
+
+def _malicious_checkpoint(path, marker):
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "wpgdkit-checkpoint", "payload": Exploit()}, path)
+
+
+def test_a_checkpoint_carrying_code_is_refused_and_nothing_runs(tmp_path, assert_one_line_error):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    _malicious_checkpoint(bad, marker)
+    out = tmp_path / "audit.json"
+    result = runner.invoke(app, ["audit", str(bad), "--json", str(out)])
+    assert_one_line_error(result, "refused to load", "evil.pt")
+    assert not marker.exists() and not out.exists()
+
+
+def test_the_malicious_file_would_run_code_if_unpickled(tmp_path):
+    """The fixture is a real exploit: plain pickle loading runs it (so the refusal above means something)."""
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pt"
+    _malicious_checkpoint(bad, marker)
+    torch.load(bad, weights_only=False)
+    assert marker.exists()
+
+
+def test_truncated_and_foreign_files_are_refused(runs, tmp_path, assert_one_line_error):
+    data = open(runs["pgd"], "rb").read()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(runner.invoke(app, ["audit", str(truncated)]), "not a readable checkpoint")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    assert_one_line_error(runner.invoke(app, ["audit", str(foreign)]), "not a wpgdkit checkpoint")
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    assert_one_line_error(runner.invoke(app, ["audit", str(text)]), "not a readable checkpoint")
+    assert zipfile.is_zipfile(runs["pgd"])  # the good one is a torch zip archive
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--eps", "0"], "--eps"),
+    (["--eps", "-1/255"], "--eps"),
+    (["--steps", "0"], "--steps"),
+    (["--restarts", "0"], "--restarts"),
+    (["--attack", "fgsm"], "--attack"),
+    (["--limit", "0"], "--limit"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--attack-lam", "-1"], "--attack-lam"),
+    (["--attack", "autoattack"], "autoattack"),  # toy data is not an image, or torchattacks is missing
+])
+def test_bad_flags_are_one_line_errors(runs, args, fragment, tmp_path, assert_one_line_error):
+    out = tmp_path / "a.json"
+    result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "10", *args, "--json", str(out)])
+    assert_one_line_error(result, fragment)
+    assert not out.exists()
+
+
+def test_missing_checkpoint_and_missing_argument(tmp_path, assert_one_line_error):
+    assert_one_line_error(runner.invoke(app, ["audit", str(tmp_path / "none.pt")]), "not found")
+    assert_one_line_error(runner.invoke(app, ["audit"]), "Missing argument")
+
+
+def test_baseline_on_other_classes_is_refused(runs, assert_one_line_error):
+    result = runner.invoke(app, ["audit", runs["pgd"], "--baseline", runs["sub"]])
+    assert_one_line_error(result, "--baseline", "other classes")
+    result = runner.invoke(app, ["audit", runs["pgd"], runs["sub"]])
+    assert_one_line_error(result, "other classes")
+
+
+def test_metric_of_the_wrong_size_is_refused(runs, tmp_path, assert_one_line_error):
+    metric = write_metric(LabelMetric(("a", "b", "c", "d"), 1.0 - torch.eye(4).double().numpy()), tmp_path / "m.csv")
+    result = runner.invoke(app, ["audit", runs["pgd"], "--metric", str(metric)])
+    assert_one_line_error(result, "4 classes", "not the checkpoints' 3")
+    good = write_metric(PAPER_TOY_METRIC, tmp_path / "toy.csv")
+    assert runner.invoke(app, ["audit", runs["pgd"], "--metric", str(good), "--limit", "10", "-q"]).exit_code == 0
+
+
+def test_checkpoints_of_different_datasets_are_refused(runs, tmp_path, assert_one_line_error):
+    from wpgdkit.training import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(runs["pgd"])
+    state["data"] = {**state["data"], "dataset": "mnist"}
+    other = save_checkpoint(state, tmp_path / "mnist.pt")
+    assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], str(other)]), "trained on mnist")
+
+
+def test_plots_path_that_is_a_file_is_refused_before_any_work(runs, tmp_path, assert_one_line_error):
+    target = tmp_path / "plots"
+    target.write_text("")
+    assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], "--plots", str(target)]), "not a folder")

@@ -1,0 +1,128 @@
+"""`wpgdkit bench` through typer's CliRunner: JSON keys, the table, one-line errors (never timings)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from wpgdkit import bench as bench_lib
+from wpgdkit.cli._common import OneLineErrorGroup
+from wpgdkit.cli.bench import bench, format_seconds
+
+runner = CliRunner()
+app = typer.Typer(cls=OneLineErrorGroup)
+app.command("bench")(bench)
+app.command("other")(lambda: None)  # two commands, so "bench" is a subcommand as in the real CLI
+
+WIDE = {"COLUMNS": "250"}
+# One thread (two wait on each other on a shared two-core machine), one timed call, no warm-up.
+QUICK = ["--quick", "--repeats", "1", "--warmup", "0", "--threads", "1", "--device", "cpu"]
+HEADER_KEYS = {"wpgdkit", "torch", "numpy", "pot", "torchattacks", "python", "platform", "cpu", "cpu_count",
+               "cpus_usable", "threads", "device", "device_name", "load_average"}
+ROW_KEYS = {"benchmark", "case", "ours", "reference", "ours_s", "reference_s", "ratio", "agreement", "status", "note",
+            "unit", "extra"}
+
+
+def invoke(*args: str, **kwargs):
+    return runner.invoke(app, ["bench", *args], **kwargs)
+
+
+def test_quick_loss_json_to_stdout_has_the_documented_keys():
+    result = invoke(*QUICK, "--only", "loss", "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # stdout holds the JSON alone; the table went to stderr
+    assert set(payload) == {"schema", "header", "config", "benchmarks", "durations_s", "rows"}
+    assert payload["schema"] == "wpgdkit-bench/1" and payload["benchmarks"] == ["loss"]
+    assert set(payload["header"]) == HEADER_KEYS and payload["header"]["threads"] == 1
+    assert payload["config"] == {"repeats": 1, "warmup": 0, "device": "cpu", "quick": True, "seed": 0, "batch": 128,
+                                 "threads": 1}
+    rows = payload["rows"]
+    assert len(rows) == 4 and all(set(row) == ROW_KEYS for row in rows)
+    assert {row["benchmark"] for row in rows} == {"loss"} and all(row["status"] == "ok" for row in rows)
+    for row in rows:
+        assert row["ratio"] == pytest.approx(row["reference_s"] / row["ours_s"])
+        assert row["agreement"] <= (1e-9 if row["reference"].startswith("ot.emd2") else 1e-6)
+    assert "ot.emd2 loop" in result.stderr
+
+
+def test_table_with_header(tmp_path):
+    out = tmp_path / "bench.json"
+    result = invoke(*QUICK, "--only", "loss", "--json", str(out), env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "torch " + torch.__version__ in result.stdout and "1 torch thread(s)" in result.stdout
+    assert "median of 1 after 0 warm-ups" in result.stdout and "--quick sizes" in result.stdout
+    assert "K=100, batch 16, p=1" in result.stdout and "reg 0.01·max C" in result.stdout
+    assert result.stderr == ""  # no progress display when stderr is not a terminal
+    assert json.loads(out.read_text())["benchmarks"] == ["loss"]
+
+
+def test_quiet_prints_nothing(tmp_path):
+    out = tmp_path / "bench.json"
+    result = invoke(*QUICK, "--only", "attack-step", "--quiet", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == ""
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["status"], r["ours"], r["reference"]) for r in rows] == [("ok", "WPGD", "PGD"), ("skipped", "WPGD", "PGD")]
+
+
+def test_torchattacks_missing_is_reported_as_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchattacks", None)
+    result = invoke(*QUICK, "--only", "torchattacks", "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    (row,) = payload["rows"]
+    assert row["status"] == "skipped" and "pip install" in row["note"] and row["ours_s"] is None
+    assert payload["header"]["torchattacks"] is None
+    assert "skipped:" in result.stderr
+
+
+def test_only_accepts_commas_and_repeats(monkeypatch):
+    registry = bench_lib.Registry("benchmark")
+    for name in ("alpha", "beta", "gamma"):
+        registry.register(name, bench_lib.Benchmark(
+            name, name, lambda config, name=name: [bench_lib.BenchRow.timed(name, "c", "o", "r", 1.0, 2.0)]))
+    monkeypatch.setattr(bench_lib, "_BENCHMARKS", registry)
+    result = invoke("--only", "gamma,alpha", "--only", "gamma", "--json", "-", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["benchmarks"] == ["gamma", "alpha"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--only", "loss,nope"], ["unknown benchmark 'nope'", "loss, attack-step, torchattacks, wordnet"]),
+        (["--only", ","], ["--only: the list is empty"]),
+        (["--repeats", "0"], ["--repeats must be at least 1"]),
+        (["--warmup", "-1"], ["--warmup must be at least 0"]),
+        (["--batch", "0"], ["--batch must be at least 1"]),
+        (["--threads", "0"], ["--threads must be at least 1"]),
+        (["--device", "tpu"], ["--device"]),
+    ],
+)
+def test_bad_inputs_are_one_line(args, fragments, assert_one_line_error, tmp_path):
+    out = tmp_path / "bench.json"
+    assert_one_line_error(invoke(*args, "--json", str(out)), *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_one_line(assert_one_line_error):
+    assert_one_line_error(invoke("--device", "cuda", "--only", "loss"), "no CUDA device")
+
+
+def test_registered_in_the_main_cli():
+    from wpgdkit.cli import app as main_app
+
+    result = runner.invoke(main_app, ["bench", "--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "--only" in result.stdout and "torchattacks" in result.stdout
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "-"), (2.5e-6, "2.5 µs"), (0.0123, "12.3 ms"), (3.456, "3.46 s")])
+def test_format_seconds(seconds, text):
+    assert format_seconds(seconds) == text

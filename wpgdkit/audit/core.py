@@ -1,0 +1,527 @@
+"""Auditing trained checkpoints: attack each model once, then measure.
+
+:func:`audit` loads the checkpoints, the test split of their classes and the
+label metric, runs the adversary over every model (each exactly once, the
+reference included), and computes, per model, the quantities of
+:mod:`wpgdkit.audit.scores`. :meth:`AuditReport.to_dict` is the documented
+JSON of ``wpgdkit audit --json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wpgdkit import __version__
+from wpgdkit.audit.attacks import AttackConfig, attack_batch, get_attack
+from wpgdkit.audit.scores import (
+    SCORE_NORMALIZATIONS,
+    accuracy_gap,
+    confusion_matrix,
+    entropy_histogram,
+    error_rate,
+    gap_correlation,
+    mistake_severity,
+    prediction_entropy,
+    weighted_score,
+)
+from wpgdkit.errors import MetricFormatError, WpgdkitError
+from wpgdkit.labelmetric.compare import Correlation
+from wpgdkit.labelmetric.core import LabelMetric
+
+__all__ = ["AuditConfig", "ModelPredictions", "ModelAudit", "AuditReport", "audit", "AUDIT_SCHEMA"]
+
+AUDIT_SCHEMA = "wpgdkit-audit/1"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything ``wpgdkit audit`` needs.
+
+    Attributes
+    ----------
+    checkpoints : tuple of str
+        The models to audit (all trained on the same dataset and classes).
+    baseline : str or None
+        Checkpoint whose natural confusion the accuracy gap is taken against
+        (typically the cross-entropy model); need not be among ``checkpoints``.
+    reference : str or None
+        Checkpoint whose score is subtracted: ``score_delta = S − S_ref``
+        (the paper sets the PGD model to 0).
+    metric : str or None
+        Label-metric file; default the first audited checkpoint that carries
+        one, else the metric shipped for the dataset (WordNet, else linear).
+    attack : str
+        Attack registry name.
+    eps, norm, step_size : optional
+        The budget; default the ε and norm the (adversarially trained)
+        checkpoints were trained with.
+    steps, restarts, attack_p, attack_lam
+        See :class:`~wpgdkit.audit.attacks.AttackConfig`.
+    score_normalize : {"true", "all", "none"}
+        Normalisation of S (:func:`~wpgdkit.audit.scores.weighted_score`).
+    split : {"test", "train"}
+    limit : int or None
+        Audit the first N points of the split (of the checkpoints' classes).
+    data_dir : str or None
+    batch_size : int
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+        Seed of the random starts (restart r of batch b uses a seed mixed from
+        (seed, r, b), identical for every model).
+    bins : int
+        Entropy histogram bins.
+    """
+
+    checkpoints: tuple[str, ...]
+    baseline: str | None = None
+    reference: str | None = None
+    metric: str | None = None
+    attack: str = "pgd"
+    eps: float | None = None
+    norm: str | None = None
+    step_size: float | None = None
+    steps: int = 20
+    restarts: int = 1
+    attack_p: float = 1.0
+    attack_lam: float = math.inf
+    score_normalize: str = "true"
+    split: str = "test"
+    limit: int | None = None
+    data_dir: str | None = None
+    batch_size: int = 256
+    device: str = "auto"
+    seed: int = 0
+    bins: int = 20
+
+
+@dataclass
+class ModelPredictions:
+    """Raw outputs of one model on the audit points (all on the CPU)."""
+
+    natural: Tensor          # (N,) predicted classes on clean inputs
+    adversarial: Tensor      # (N,) predicted classes on adversarial inputs (None-free)
+    natural_entropy: Tensor  # (N,) nats
+    adversarial_entropy: Tensor
+
+
+@dataclass
+class ModelAudit:
+    """Everything measured for one model.
+
+    Attributes
+    ----------
+    name, checkpoint : str
+        A short name (the file's stem, made unique) and the path.
+    method : str
+        How it was trained (ce, pgd, wpgd), with ``p`` and ``train_eps``.
+    natural_error, adversarial_error : float
+        NE, AE in %.
+    confusion_natural, confusion_adversarial : Tensor of shape (K, K), int64
+        Counts; rows are true classes.
+    gap : Tensor of shape (K, K) or None
+        G = |C_model − C_baseline| of the row-normalised natural confusions.
+    correlation : Correlation or None
+        ρ(G, metric) over off-diagonal pairs.
+    score, score_delta : float or None
+        S (eq. 7, normalised) and S − S_reference.
+    severity_natural, severity_adversarial : float or None
+        Mean metric cost of the wrong predictions.
+    predictions : ModelPredictions
+    """
+
+    name: str
+    checkpoint: str
+    method: str
+    p: float | None
+    train_eps: float | None
+    natural_error: float
+    adversarial_error: float
+    confusion_natural: Tensor
+    confusion_adversarial: Tensor
+    predictions: ModelPredictions
+    gap: Tensor | None = None
+    correlation: Correlation | None = None
+    score: float | None = None
+    score_delta: float | None = None
+    severity_natural: float | None = None
+    severity_adversarial: float | None = None
+
+
+@dataclass
+class AuditReport:
+    """The result of :func:`audit`."""
+
+    config: AuditConfig
+    attack: AttackConfig
+    dataset: str
+    classes: tuple[str, ...]
+    labels: Tensor
+    metric: LabelMetric | None
+    metric_origin: str | None
+    models: list[ModelAudit] = field(default_factory=list)
+    baseline: str | None = None
+    reference: str | None = None
+    baseline_natural_error: float | None = None
+    reference_score: float | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document (schema ``wpgdkit-audit/1``, documented in the README)."""
+        models = [_model_dict(self, m) for m in self.models]
+        doc: dict[str, Any] = {
+            "schema": AUDIT_SCHEMA,
+            "tool_version": __version__,
+            "dataset": self.dataset,
+            "split": self.config.split,
+            "num_points": int(len(self.labels)),
+            "class_counts": torch.bincount(self.labels, minlength=self.num_classes).tolist(),
+            "classes": list(self.classes),
+            "attack": self.attack.to_dict(),
+            "metric": None if self.metric is None else {
+                "origin": self.metric_origin, "matrix": self.metric.matrix.tolist(),
+                "provenance": self.metric.provenance.to_dict(),
+            },
+            "baseline": self.baseline,
+            "reference": self.reference,
+            "score_normalization": self.config.score_normalize,
+            "seed": self.config.seed,
+            "models": models,
+        }
+        if len(models) == 1:
+            # One model: its record's keys also at the top level, so `jq .natural_error` works.
+            doc.update({k: v for k, v in models[0].items() if k not in doc})
+        return doc
+
+
+class AuditProgress(Protocol):
+    def start_model(self, name: str, batches: int) -> None: ...
+    def advance(self) -> None: ...
+
+
+def _tensor_list(t: Tensor | None) -> list | None:
+    return None if t is None else t.tolist()
+
+
+def _model_dict(report: AuditReport, m: ModelAudit) -> dict[str, Any]:
+    k = report.num_classes
+    p = m.predictions
+    y = report.labels
+    bins = report.config.bins
+    entropy = {}
+    for kind, values in (("natural", p.natural_entropy), ("adversarial", p.adversarial_entropy)):
+        edges, counts = entropy_histogram(values, y, k, bins=bins)
+        per_class = [float(values[y == i].mean()) if bool((y == i).any()) else None for i in range(k)]
+        entropy[kind] = {"mean": float(values.mean()), "per_class_mean": per_class,
+                         "histogram": {"bin_edges": edges.tolist(), "counts": counts.tolist()}}
+    entropy["max"] = math.log(k)
+    rates_adv = confusion_matrix(y, p.adversarial, k, normalize="true")
+    return {
+        "name": m.name,
+        "checkpoint": m.checkpoint,
+        "method": m.method,
+        "p": m.p,
+        "train_eps": m.train_eps,
+        "natural_error": m.natural_error,
+        "adversarial_error": m.adversarial_error,
+        "confusion_natural": {"counts": m.confusion_natural.tolist(),
+                              "rates": confusion_matrix(y, p.natural, k, normalize="true").tolist()},
+        "confusion_adversarial": {"counts": m.confusion_adversarial.tolist(), "rates": rates_adv.tolist()},
+        "directional_robustness": _directional(rates_adv, report.classes),
+        "gap": _tensor_list(m.gap),
+        "correlation": None if m.correlation is None else m.correlation.to_dict(),
+        "score": m.score,
+        "score_delta": m.score_delta,
+        "mistake_severity": {"natural": m.severity_natural, "adversarial": m.severity_adversarial},
+        "entropy": entropy,
+    }
+
+
+def _directional(rates: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per ordered pair (k, k'), k ≠ k': the share of class-k points the adversary sends to k' (Fig. 11)."""
+    k = len(classes)
+    return [{"from": classes[i], "to": classes[j], "rate": float(rates[i, j])}
+            for i in range(k) for j in range(k) if i != j]
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    path: str
+    name: str
+    payload: dict[str, Any]
+
+
+def _load(path: str) -> _Loaded:
+    from wpgdkit.training.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(path)
+    return _Loaded(path=str(path), name=Path(path).stem, payload=payload)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def _check_compatible(first: _Loaded, other: _Loaded, role: str) -> None:
+    a, b = first.payload["data"], other.payload["data"]
+    if a["dataset"] != b["dataset"]:
+        raise WpgdkitError(f"{role} {other.path} was trained on {b['dataset']}, but {first.path} on {a['dataset']}")
+    if list(a["classes"]) != list(b["classes"]):
+        raise WpgdkitError(f"{role} {other.path} was trained on other classes than {first.path} "
+                           f"({', '.join(b['classes'][:4])}, ... vs {', '.join(a['classes'][:4])}, ...)")
+
+
+def _unique_names(loaded: list[_Loaded]) -> None:
+    seen: dict[str, int] = {}
+    for item in loaded:
+        count = seen.get(item.name, 0)
+        seen[item.name] = count + 1
+        if count:
+            item.name = f"{item.name}-{count + 1}"
+
+
+def _resolve_metric(config: AuditConfig, loaded: list[_Loaded]) -> tuple[LabelMetric | None, str | None]:
+    from wpgdkit.datasets import get_dataset
+    from wpgdkit.labelmetric import read_metric, validate_metric
+    from wpgdkit.labelmetric.core import Provenance
+
+    data = loaded[0].payload["data"]
+    classes = tuple(data["classes"])
+    if config.metric is not None:
+        metric, origin = read_metric(config.metric), str(config.metric)
+    else:
+        carried = next((item for item in loaded if item.payload.get("metric")), None)
+        if carried is not None:
+            section = carried.payload["metric"]
+            metric = LabelMetric(tuple(section["classes"]), np.asarray(section["matrix"], dtype=np.float64),
+                                 Provenance.from_dict(section.get("provenance") or {"source": "checkpoint"}))
+            origin = f"checkpoint {carried.path}"
+        else:
+            metric, origin = _shipped_metric(data["dataset"])
+            if metric is None:
+                return None, None
+    validate_metric(metric, allow_asymmetric=True)
+    if metric.classes == classes:
+        return metric, origin
+    full = get_dataset(data["dataset"]).classes
+    if metric.classes == full:
+        return metric.subset(list(classes)), origin
+    raise MetricFormatError(
+        f"the metric from {origin} is over {len(metric.classes)} classes ({', '.join(metric.classes[:4])}, ...), "
+        f"not the checkpoints' {len(classes)} ({', '.join(classes[:4])}, ...)"
+    )
+
+
+def _shipped_metric(dataset: str) -> tuple[LabelMetric | None, str | None]:
+    from wpgdkit.labelmetric.shipped import load_shipped_metric, read_manifest
+
+    shipped = {entry["file"] for entry in read_manifest()["metrics"]}
+    for file in (f"{dataset}-wordnet.csv", f"{dataset}-linear.csv", f"{dataset}-paper.csv"):
+        if file in shipped:
+            return load_shipped_metric(file), f"shipped {file}"
+    return None, None
+
+
+def _attack_config(config: AuditConfig, loaded: list[_Loaded]) -> AttackConfig:
+    """The budget from the flags, else from the adversarially trained checkpoints."""
+    trained = [item for item in loaded if item.payload["method"] != "ce"] or loaded
+    eps, norm = config.eps, config.norm
+    if eps is None or norm is None:
+        budgets = {(float(item.payload["attack"]["eps"]), item.payload["attack"]["norm"]) for item in trained}
+        if len(budgets) > 1:
+            listed = ", ".join(f"{n} ε={e:g}" for e, n in sorted(budgets))
+            raise WpgdkitError(f"the checkpoints were trained with different budgets ({listed}); pass --eps and --norm")
+        (train_eps, train_norm), = budgets
+        eps = train_eps if eps is None else eps
+        norm = train_norm if norm is None else norm
+    input_range = loaded[0].payload["data"].get("input_range")
+    return AttackConfig(
+        name=config.attack, eps=eps, norm=norm, steps=config.steps, step_size=config.step_size,
+        restarts=config.restarts, p=config.attack_p, lam=config.attack_lam,
+        bounds=tuple(input_range) if input_range is not None else None,
+    )
+
+
+def _validate(config: AuditConfig) -> None:
+    if not config.checkpoints:
+        raise WpgdkitError("give at least one checkpoint to audit")
+    if config.score_normalize not in SCORE_NORMALIZATIONS:
+        raise WpgdkitError(f"unknown score normalisation {config.score_normalize!r}; "
+                           f"choose one of: {', '.join(SCORE_NORMALIZATIONS)}")
+    if config.batch_size < 1:
+        raise WpgdkitError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.limit is not None and config.limit < 1:
+        raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
+    if config.bins < 1:
+        raise WpgdkitError(f"--bins must be at least 1, got {config.bins}")
+    get_attack(config.attack)
+
+
+# --- running --------------------------------------------------------------------------
+
+
+def _predict(model, x: Tensor, y: Tensor, attack: AttackConfig | None, cost: Tensor | None, *, batch_size: int,
+             seed: int, device: torch.device, progress: AuditProgress | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clean and adversarial predictions and entropies over all points, batch by batch."""
+    from wpgdkit.training.data import batch_seed
+
+    outputs: list[list[Tensor]] = [[], [], [], []]
+    cost_device = cost.to(device) if cost is not None else None
+    for index, start in enumerate(range(0, len(x), batch_size)):
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
+        with torch.no_grad():
+            clean = model(xb)
+        if attack is not None:
+            seeds = [batch_seed(seed, restart, index, 3) for restart in range(attack.restarts)]
+            x_adv = attack_batch(model, xb, yb, config=attack, cost=cost_device, seeds=seeds)
+            with torch.no_grad():
+                adv = model(x_adv)
+        else:
+            adv = clean
+        for out, value in zip(outputs, (clean.argmax(1), adv.argmax(1), prediction_entropy(clean),
+                                        prediction_entropy(adv))):
+            out.append(value.detach().cpu())
+        if progress is not None:
+            progress.advance()
+    return tuple(torch.cat(parts) for parts in outputs)  # type: ignore[return-value]
+
+
+def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> AuditReport:
+    """Audit one or more checkpoints against one adversary and one label metric.
+
+    Parameters
+    ----------
+    config : AuditConfig
+    progress : keyword-only, optional
+        Reporter with ``start_model(name, batches)`` and ``advance()``.
+
+    Returns
+    -------
+    report : AuditReport
+        Per model: NE, AE, confusion matrices, the gap to the baseline and its
+        correlation with the metric, S and S − S_ref, mistake severity and
+        prediction entropies.
+
+    Raises
+    ------
+    WpgdkitError
+        For unreadable checkpoints, checkpoints of different datasets or
+        classes, a metric over other classes, or bad settings.
+    """
+    from wpgdkit.training.checkpoint import model_from_checkpoint
+    from wpgdkit.training.data import load_eval_split
+    from wpgdkit.training.distributed import resolve_device
+
+    _validate(config)
+    loaded = [_load(path) for path in config.checkpoints]
+    _unique_names(loaded)
+    first = loaded[0]
+    for item in loaded[1:]:
+        _check_compatible(first, item, "checkpoint")
+    extra: dict[str, _Loaded] = {}
+    for role, path in (("baseline", config.baseline), ("reference", config.reference)):
+        if path is None:
+            continue
+        match = next((item for item in loaded if _same_file(item.path, path)), None)
+        if match is None:
+            match = _load(path)
+            match.name = f"{role}:{match.name}"
+            _check_compatible(first, match, f"--{role}")
+        extra[role] = match
+    attack = _attack_config(config, loaded)
+    metric, origin = _resolve_metric(config, loaded)
+    spec = get_attack(attack.name)
+    if spec.needs_metric and metric is None:
+        raise WpgdkitError(f"--attack {attack.name} needs a label metric; pass --metric")
+    if spec.check is not None:
+        spec.check(attack)
+    device = resolve_device(config.device)
+    data = first.payload["data"]
+    classes = tuple(data["classes"])
+    x, y = load_eval_split(data["dataset"], data["class_indices"], split=config.split, data_dir=config.data_dir,
+                           limit=config.limit, seed=int(data.get("seed", 0)))
+    cost = torch.tensor(metric.matrix, dtype=torch.float32) if metric is not None else None
+    cost64 = torch.tensor(metric.matrix, dtype=torch.float64) if metric is not None else None
+    k = len(classes)
+
+    # Every model to run, each once: the audited ones, then a baseline or
+    # reference that is not among them (the baseline needs no attack).
+    jobs: list[tuple[_Loaded, bool]] = [(item, True) for item in loaded]
+    if "reference" in extra and all(extra["reference"] is not item for item in loaded):
+        jobs.append((extra["reference"], True))
+    if "baseline" in extra and all(extra["baseline"] is not job for job, _ in jobs):
+        jobs.append((extra["baseline"], False))
+    predictions: dict[int, ModelPredictions] = {}
+    n_batches = math.ceil(len(x) / config.batch_size)
+    for item, attacked in jobs:
+        model = model_from_checkpoint(item.payload, device=device, name=item.path)
+        if progress is not None:
+            progress.start_model(item.name, n_batches)
+        outs = _predict(model, x, y, attack if attacked else None, cost, batch_size=config.batch_size,
+                        seed=config.seed, device=device, progress=progress)
+        predictions[id(item)] = ModelPredictions(*outs)
+        del model
+
+    report = AuditReport(config=config, attack=attack, dataset=data["dataset"], classes=classes, labels=y,
+                         metric=metric, metric_origin=origin,
+                         baseline=extra["baseline"].path if "baseline" in extra else None,
+                         reference=extra["reference"].path if "reference" in extra else None)
+    baseline_rates = None
+    if "baseline" in extra:
+        base = predictions[id(extra["baseline"])]
+        baseline_rates = confusion_matrix(y, base.natural, k, normalize="true")
+        report.baseline_natural_error = error_rate(y, base.natural)
+    if "reference" in extra and cost64 is not None:
+        ref = predictions[id(extra["reference"])]
+        report.reference_score = weighted_score(confusion_matrix(y, ref.adversarial, k), cost64,
+                                                normalize=config.score_normalize)
+    for item in loaded:
+        report.models.append(_measure(item, predictions[id(item)], y, k, cost64, baseline_rates, report, config))
+    return report
+
+
+def _measure(item: _Loaded, pred: ModelPredictions, y: Tensor, k: int, cost: Tensor | None,
+             baseline_rates: Tensor | None, report: AuditReport, config: AuditConfig) -> ModelAudit:
+    payload = item.payload
+    method = payload["method"]
+    m = ModelAudit(
+        name=item.name, checkpoint=item.path, method=method,
+        p=float(payload["p"]) if method == "wpgd" else None,
+        train_eps=float(payload["attack"]["eps"]) if method != "ce" else None,
+        natural_error=error_rate(y, pred.natural), adversarial_error=error_rate(y, pred.adversarial),
+        confusion_natural=confusion_matrix(y, pred.natural, k),
+        confusion_adversarial=confusion_matrix(y, pred.adversarial, k),
+        predictions=pred,
+    )
+    if baseline_rates is not None:
+        m.gap = accuracy_gap(confusion_matrix(y, pred.natural, k, normalize="true"), baseline_rates)
+        if cost is not None and k >= 3:
+            m.correlation = gap_correlation(m.gap, cost)
+    if cost is not None:
+        m.score = weighted_score(m.confusion_adversarial, cost, normalize=config.score_normalize)
+        if report.reference_score is not None:
+            m.score_delta = m.score - report.reference_score
+        m.severity_natural = _none_if_nan(mistake_severity(y, pred.natural, cost))
+        m.severity_adversarial = _none_if_nan(mistake_severity(y, pred.adversarial, cost))
+    return m
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value

@@ -1,0 +1,328 @@
+"""Pictures of an audit: the paper's figures for your own checkpoints.
+
+:func:`write_audit_plots` writes, into one folder (``NAME`` is a model's
+name made safe for a file name):
+
+==================================  =============================================
+``metric.png``                      the label metric C (beside which the paper
+                                    draws every gap, Figs. 1–4)
+``NAME-confusion-natural.png``      row-normalised confusion on clean inputs
+``NAME-confusion-adversarial.png``  the same under attack: the share of class-k
+                                    points the adversary sends to k' (Fig. 11)
+``NAME-gap.png``                    accuracy gap G to the baseline beside the
+                                    metric, with ρ(G, C) (Figs. 1–4, Table 1)
+``NAME-entropy.png``                prediction-entropy histograms, natural vs
+                                    adversarial, all points and per class
+                                    (Fig. 7)
+``comparison.png``                  NE, AE and S (or S − S_ref) per model
+                                    (Tables 2 and 3), for two models or more
+==================================  =============================================
+
+Every file is written atomically; class names label the axes up to 40
+classes, indices beyond.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wpgdkit.audit.core import AuditReport, ModelAudit
+from wpgdkit.audit.scores import confusion_matrix, entropy_histogram
+from wpgdkit.errors import WpgdkitError
+from wpgdkit.labelmetric.plot import (
+    agg_pyplot,
+    draw_heatmap,
+    heatmap_size,
+    plot_heatmap,
+    save_figure,
+)
+
+__all__ = ["write_audit_plots", "PLOT_FORMATS", "safe_file_stem", "plot_file_stems"]
+
+#: The formats :func:`write_audit_plots` can write.
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+#: Cells carry their values up to this many classes.
+ANNOTATE_MAX_CLASSES = 12
+#: Entropy histograms get one small panel per class up to this many classes.
+PER_CLASS_ENTROPY_MAX_CLASSES = 20
+
+_NATURAL_COLOR = "tab:blue"
+_ADVERSARIAL_COLOR = "tab:red"
+
+
+def safe_file_stem(name: str) -> str:
+    """``name`` with everything but letters, digits, ``.``, ``_``, ``+`` and ``-`` replaced by ``_``.
+
+    ``"baseline:ce"`` becomes ``"baseline_ce"``; leading dots are dropped so
+    no plot is a hidden file, and an empty result becomes ``"model"``.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).lstrip(".")
+    return stem or "model"
+
+
+def plot_file_stems(names: list[str]) -> list[str]:
+    """Safe, distinct file stems for model names: ``a:b`` and ``a_b`` become ``a_b`` and ``a_b-2``."""
+    used: set[str] = set()
+    stems = []
+    for name in names:
+        base = stem = safe_file_stem(name)
+        n = 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        stems.append(stem)
+    return stems
+
+
+def _prepare_folder(folder: str | os.PathLike[str]) -> Path:
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise WpgdkitError(f"plot folder {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WpgdkitError(f"cannot create plot folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _attack_text(report: AuditReport) -> str:
+    a = report.attack
+    text = f"{a.name} {a.norm} ε={a.eps:g}, {a.steps} steps"
+    if a.restarts > 1:
+        text += f", {a.restarts} restarts"
+    return text
+
+
+def _stem_of(path: str | None) -> str | None:
+    return None if path is None else Path(path).stem
+
+
+def _correlation_text(model: ModelAudit) -> str:
+    c = model.correlation
+    if c is None:
+        return ""
+    if math.isnan(c.pearson) or math.isnan(c.spearman):
+        return "ρ(G, metric) undefined: G or the metric is constant off the diagonal"
+    return f"ρ(G, metric): Pearson {c.pearson:+.2f}, Spearman {c.spearman:+.2f} over {c.pairs} pairs"
+
+
+# --- the pictures ------------------------------------------------------------------------
+
+
+def _plot_metric(report: AuditReport, path: Path) -> Path:
+    k = report.num_classes
+    origin = f" ({report.metric_origin})" if report.metric_origin else ""
+    return plot_heatmap(report.metric.matrix, report.classes, path, title=f"label metric{origin}",
+                        colorbar_label="cost c(i, j)", annotate=k <= ANNOTATE_MAX_CLASSES, value_format=".2g",
+                        vmin=0.0, xlabel="class j", ylabel="class i")
+
+
+def _plot_confusion(report: AuditReport, model: ModelAudit, kind: str, path: Path) -> Path:
+    k = report.num_classes
+    predictions = model.predictions.natural if kind == "natural" else model.predictions.adversarial
+    rates = confusion_matrix(report.labels, predictions, k, normalize="true").numpy()
+    if kind == "natural":
+        title = f"{model.name}: clean inputs (NE {model.natural_error:.1f}%)"
+        bar = "share of the true class's points"
+    else:
+        title = (f"{model.name}: where the adversary sends each class (AE {model.adversarial_error:.1f}%)\n"
+                 f"{_attack_text(report)}")
+        bar = "share of the true class's points sent there"
+    return plot_heatmap(rates, report.classes, path, title=title, colorbar_label=bar, cmap="Blues",
+                        annotate=k <= ANNOTATE_MAX_CLASSES, value_format=".2f", vmin=0.0, vmax=1.0,
+                        xlabel="predicted class", ylabel="true class")
+
+
+def _plot_gap(report: AuditReport, model: ModelAudit, path: Path) -> Path:
+    plt = agg_pyplot()
+    k = report.num_classes
+    gap = model.gap.double().cpu().numpy().copy()
+    off = ~np.eye(k, dtype=bool)
+    # The diagonal (how much each class's own accuracy moved) would swamp the
+    # colour scale; ρ and the paper's figures are about the off-diagonal pairs.
+    np.fill_diagonal(gap, np.nan)
+    top = float(np.nanmax(gap[off])) if k > 1 else 0.0
+    annotate = k <= ANNOTATE_MAX_CLASSES
+    size = heatmap_size(k)
+    panels = 2 if report.metric is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(panels * (size + 1.5), size + 0.6), squeeze=False)
+    try:
+        ax_gap = axes[0, -1]
+        if report.metric is not None:
+            draw_heatmap(fig, axes[0, 0], report.metric.matrix, report.classes, title="label metric C",
+                         colorbar_label="cost c(i, j)", annotate=annotate, value_format=".2g", vmin=0.0,
+                         xlabel="class j", ylabel="class i")
+        baseline = _stem_of(report.baseline) or "baseline"
+        draw_heatmap(fig, ax_gap, gap, report.classes,
+                     title=f"accuracy gap G = |C_{model.name} − C_{baseline}|\n(off-diagonal; diagonal grey)",
+                     colorbar_label="|Δ share of the true class| (natural)", cmap="magma",
+                     annotate=annotate, value_format=".3f", vmin=0.0, vmax=top if top > 0 else 1.0,
+                     xlabel="predicted class", ylabel="true class")
+        heading = f"{model.name} vs baseline {baseline}"
+        correlation = _correlation_text(model)
+        fig.suptitle(f"{heading}\n{correlation}" if correlation else heading)
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _stairs(ax: Any, counts: np.ndarray, edges: np.ndarray, mean: float, label: str, color: str) -> None:
+    ax.stairs(counts, edges, fill=True, alpha=0.35, color=color)
+    ax.stairs(counts, edges, color=color, linewidth=1.2, label=f"{label} (mean {mean:.2f})")
+    if math.isfinite(mean):
+        ax.axvline(mean, color=color, linestyle="--", linewidth=1)
+
+
+def _plot_entropy(report: AuditReport, model: ModelAudit, path: Path) -> Path:
+    plt = agg_pyplot()
+    k = report.num_classes
+    y = report.labels
+    top = math.log(k)
+    series = []
+    for kind, values, color in (("natural", model.predictions.natural_entropy, _NATURAL_COLOR),
+                                ("adversarial", model.predictions.adversarial_entropy, _ADVERSARIAL_COLOR)):
+        edges, counts = entropy_histogram(values, y, k, bins=report.config.bins)
+        series.append((kind, values.double().cpu().numpy(), edges.numpy(), counts.numpy(), color))
+    per_class = k <= PER_CLASS_ENTROPY_MAX_CLASSES
+    columns = min(k, 5) if per_class else 1
+    rows = math.ceil(k / columns) if per_class else 0
+    fig = plt.figure(figsize=(max(8.0, 2.6 * columns), 4.0 + 2.2 * rows))
+    try:
+        grid = fig.add_gridspec(1 + rows, columns, height_ratios=[2.2] + [1.0] * rows)
+        ax = fig.add_subplot(grid[0, :])
+        labels = np.asarray(y.cpu())
+        for kind, values, edges, counts, color in series:
+            _stairs(ax, counts.sum(axis=0), edges, float(values.mean()) if len(values) else math.nan, kind, color)
+        ax.set_xlim(0.0, top)
+        ax.set_xlabel("entropy of the softmax prediction (nats)")
+        ax.set_ylabel("points")
+        ax.set_title(f"{model.name}: prediction entropy of all {len(labels)} points, clean vs attacked\n"
+                     f"(max log K = {top:.2f} nats; attack {_attack_text(report)})", fontsize=10)
+        ax.legend(fontsize=8)
+        for i in range(k if per_class else 0):
+            sub = fig.add_subplot(grid[1 + i // columns, i % columns])
+            mask = labels == i
+            for kind, values, edges, counts, color in series:
+                mean = float(values[mask].mean()) if mask.any() else math.nan
+                sub.stairs(counts[i], edges, fill=True, alpha=0.35, color=color)
+                sub.stairs(counts[i], edges, color=color, linewidth=1)
+                if math.isfinite(mean):
+                    sub.axvline(mean, color=color, linestyle="--", linewidth=0.8)
+            sub.set_xlim(0.0, top)
+            name = report.classes[i]
+            sub.set_title(name if len(name) <= 24 else name[:23] + "…", fontsize=8)
+            sub.tick_params(labelsize=7)
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _plot_comparison(report: AuditReport, path: Path) -> Path:
+    plt = agg_pyplot()
+    models = report.models
+    n = len(models)
+    x = np.arange(n)
+    names = [m.name for m in models]
+    deltas = report.reference_score is not None and any(m.score_delta is not None for m in models)
+    scores = [(m.score_delta if deltas else m.score) for m in models]
+    has_scores = any(s is not None for s in scores)
+    panels = 2 if has_scores else 1
+    width = max(5.0, 1.1 * n + 2.5)
+    fig, axes = plt.subplots(1, panels, figsize=(panels * width, 4.8), squeeze=False)
+    rotation = 0 if n <= 4 and max(len(s) for s in names) <= 12 else 30
+    try:
+        ax = axes[0, 0]
+        ne = [m.natural_error for m in models]
+        ae = [m.adversarial_error for m in models]
+        bars_ne = ax.bar(x - 0.2, ne, 0.4, label="NE (clean)", color=_NATURAL_COLOR)
+        bars_ae = ax.bar(x + 0.2, ae, 0.4, label="AE (attacked)", color=_ADVERSARIAL_COLOR)
+        for bars in (bars_ne, bars_ae):
+            ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        finite = [v for v in ne + ae if math.isfinite(v)]
+        ax.set_ylim(0.0, max(max(finite, default=0.0) * 1.15, 1.0))
+        ax.set_ylabel("error (%)")
+        ax.set_title("natural and adversarial error\nlower is better")
+        ax.legend(fontsize=8)
+        if has_scores:
+            ax = axes[0, 1]
+            values = [math.nan if s is None else s for s in scores]
+            bars = ax.bar(x, values, 0.5, color="tab:purple")
+            ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:+.3g}" if deltas else f"{v:.3g}"
+                                       for v in values], fontsize=8)
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            finite = [v for v in values if math.isfinite(v)]
+            low, high = min(finite + [0.0]), max(finite + [0.0])
+            pad = 0.15 * (high - low) or 0.1
+            ax.set_ylim(low - (pad if low < 0 else 0.0), high + pad)
+            if deltas:
+                reference = _stem_of(report.reference) or "reference"
+                ax.set_ylabel("S − S_ref")
+                ax.set_title(f"weighted score S − S_ref ({reference} = 0)\n"
+                             "lower: the adversary reaches closer classes")
+            else:
+                ax.set_ylabel("S")
+                ax.set_title("weighted robustness score S\nlower: the adversary reaches closer classes")
+        for ax in axes[0]:
+            ax.set_xticks(x, labels=names, rotation=rotation, ha="right" if rotation else "center", fontsize=8)
+        fig.suptitle(f"{report.dataset}, {len(report.labels)} points; attack {_attack_text(report)}")
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fmt: str = "png") -> list[Path]:
+    """Write the pictures of an audit into ``folder`` (created if missing).
+
+    Parameters
+    ----------
+    report : AuditReport
+        The result of :func:`~wpgdkit.audit.audit`.
+    folder : path-like
+    fmt : {"png", "pdf", "svg"}, keyword-only, default="png"
+
+    Returns
+    -------
+    paths : list of Path
+        The files written, in this order: ``metric`` (with a metric); per
+        model ``NAME-confusion-natural``, ``NAME-confusion-adversarial``,
+        ``NAME-gap`` (with a baseline), ``NAME-entropy``; ``comparison``
+        (with two models or more). ``NAME`` is :func:`safe_file_stem` of the
+        model's name, made unique.
+
+    Raises
+    ------
+    WpgdkitError
+        An unknown format, or a folder that is a file or cannot be created.
+    """
+    fmt = str(fmt).lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        raise WpgdkitError(f"unknown plot format {fmt!r}; choose one of: {', '.join(PLOT_FORMATS)}")
+    out = _prepare_folder(folder)
+    written: list[Path] = []
+    if report.metric is not None:
+        written.append(_plot_metric(report, out / f"metric.{fmt}"))
+    for model, stem in zip(report.models, plot_file_stems([m.name for m in report.models])):
+        written.append(_plot_confusion(report, model, "natural", out / f"{stem}-confusion-natural.{fmt}"))
+        written.append(_plot_confusion(report, model, "adversarial", out / f"{stem}-confusion-adversarial.{fmt}"))
+        if model.gap is not None:
+            written.append(_plot_gap(report, model, out / f"{stem}-gap.{fmt}"))
+        if report.num_classes >= 2:
+            written.append(_plot_entropy(report, model, out / f"{stem}-entropy.{fmt}"))
+    if len(report.models) >= 2:
+        written.append(_plot_comparison(report, out / f"comparison.{fmt}"))
+    return written
+

@@ -1,0 +1,185 @@
+"""``wpgdkit audit``: natural and adversarial errors, accuracy gap, its correlation with the metric, score S."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.table import Table
+
+from wpgdkit.audit.attacks import list_attacks
+from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
+from wpgdkit.cli._common import choices, stderr, stdout, write_json
+from wpgdkit.errors import WpgdkitError
+
+AttackName = choices("AttackName", list_attacks())
+NormName = choices("AuditNormName", ["linf", "l2"])
+DeviceName = choices("AuditDeviceName", ["auto", "cpu", "cuda"])
+ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
+SplitName = choices("AuditSplitName", ["test", "train"])
+
+
+class RichAuditProgress:
+    """One progress bar per model on stderr, started with the first model."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(TextColumn("attacking {task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("batches"), TimeElapsedColumn(), console=stderr, transient=True)
+        self.task = None
+
+    def __enter__(self) -> RichAuditProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+    def start_model(self, name: str, batches: int) -> None:
+        # Started lazily: an error found while loading stays the single line on stderr.
+        if self.task is None:
+            self.bar.start()
+        else:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task("audit", total=batches, model=name)
+
+    def advance(self) -> None:
+        self.bar.update(self.task, advance=1)
+
+
+def audit(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints to audit (.pt), all of one dataset and class set.")],
+    baseline: Annotated[Optional[Path], typer.Option(help="Checkpoint the accuracy gap is taken against (usually the CE model).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Checkpoint whose S is subtracted: S − S_ref (the paper's PGD model).")] = None,
+    metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (default: a checkpoint's, else the dataset's shipped one).")] = None,
+    attack: Annotated[AttackName, typer.Option(help="pgd: CE; wpgd: ℓ_W with the metric (attacker knows C); cost-targeted: towards each row's costliest class; autoattack: torchattacks (extra).")] = AttackName("pgd"),
+    eps: Annotated[Optional[str], typer.Option(help="Budget, e.g. 8/255 (default: the checkpoints' training ε).")] = None,
+    norm: Annotated[Optional[NormName], typer.Option(help="Threat model (default: the checkpoints').")] = None,
+    steps: Annotated[int, typer.Option(help="Attack iterations.")] = 20,
+    step_size: Annotated[Optional[str], typer.Option(help="Step, e.g. 1/255 (default 2.5·eps/steps).")] = None,
+    restarts: Annotated[int, typer.Option(help="Random restarts; each point keeps its worst.")] = 1,
+    attack_p: Annotated[float, typer.Option("--attack-p", help="wpgd attack: power of the metric, C^p.")] = 1.0,
+    attack_lam: Annotated[str, typer.Option("--attack-lam", help="wpgd attack: λ of the entropy term ('inf' drops it).")] = "inf",
+    score_normalize: Annotated[ScoreNormalization, typer.Option(help="S per class (true), per point (all) or the raw sum of eq. 7 (none).")] = ScoreNormalization("true"),
+    split: Annotated[SplitName, typer.Option(help="Split to audit.")] = SplitName("test"),
+    limit: Annotated[Optional[int], typer.Option(help="Audit only the first N points (of the checkpoints' classes).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Points per attacked batch.")] = 256,
+    device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
+    seed: Annotated[int, typer.Option(help="Seed of the attack's random starts (the same for every model).")] = 0,
+    bins: Annotated[int, typer.Option(help="Bins of the entropy histograms.")] = 20,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.")] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
+) -> None:
+    """Audit trained checkpoints: NE, AE, confusion matrices, accuracy gap G and ρ(G, C), score S (eq. 7).
+
+    Example: wpgdkit audit ce.pt pgd.pt wpgd-p2.5.pt --baseline ce.pt --reference pgd.pt --json audit.json.
+    Each model is attacked once; dataset, classes, metric and ε come from the checkpoints.
+    """
+    from wpgdkit.audit import AuditConfig
+    from wpgdkit.audit import audit as run_audit
+    from wpgdkit.budget import parse_budget
+
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise WpgdkitError(f"--plots {plots} exists and is not a folder")
+    config = AuditConfig(
+        checkpoints=tuple(str(c) for c in checkpoints),
+        baseline=str(baseline) if baseline else None, reference=str(reference) if reference else None,
+        metric=str(metric) if metric else None, attack=attack.value,
+        eps=parse_budget(eps, name="--eps") if eps is not None else None, norm=norm.value if norm else None,
+        step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
+        steps=steps, restarts=restarts, attack_p=attack_p, attack_lam=_parse_lam(attack_lam),
+        score_normalize=score_normalize.value, split=split.value, limit=limit,
+        data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, device=device.value, seed=seed, bins=bins,
+    )
+    if quiet:
+        report = run_audit(config)
+    else:
+        with RichAuditProgress() as progress:
+            report = run_audit(config, progress=progress)
+    if plots is not None:
+        from wpgdkit.audit.plots import write_audit_plots
+
+        write_audit_plots(report, plots)
+    if json_out is not None:
+        write_json(report.to_dict(), json_out)
+    if not quiet:
+        console = stderr if json_out == "-" else stdout  # stdout carries only the JSON then
+        _render(report, console)
+        if plots is not None:
+            stderr.print(f"plots: {plots}/")
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def _render(report, console) -> None:
+    a = report.attack
+    eps_text = f"{a.eps * 255:g}/255" if a.bounds == (0.0, 1.0) else f"{a.eps:g}"
+    console.print(
+        f"[bold]{report.dataset}[/bold] {report.config.split}: {len(report.labels)} points, {report.num_classes} classes; "
+        f"attack {a.name} {a.norm} ε={eps_text}, {a.steps} steps, {a.restarts} restart(s); "
+        f"metric: {report.metric_origin or 'none'}"
+    )
+    table = Table(title="audit" if len(report.models) == 1 else "comparison")
+    for col in ("model", "method", "NE %", "AE %", "ρ Pearson/Spearman", "S", "S − S_ref", "severity adv",
+                "entropy nat/adv"):
+        table.add_column(col, justify="left" if col in ("model", "method") else "right", no_wrap=True)
+    for m in report.models:
+        method = m.method + (f" p={m.p:g}" if m.p is not None else "")
+        rho = m.correlation
+        table.add_row(
+            m.name, method, _fmt(m.natural_error), _fmt(m.adversarial_error),
+            f"{_fmt(rho.pearson if rho else None, '+.3f')} / {_fmt(rho.spearman if rho else None, '+.3f')}",
+            _fmt(m.score, ".4f"), _fmt(m.score_delta, "+.4f"), _fmt(m.severity_adversarial, ".3f"),
+            f"{float(m.predictions.natural_entropy.mean()):.3f} / {float(m.predictions.adversarial_entropy.mean()):.3f}",
+        )
+    # At least 130 columns: piped output defaults to 80, and a cropped table is useless in a log file.
+    wide = Console(file=console.file, width=max(console.width, 130), highlight=False, soft_wrap=False,
+                   no_color=console.no_color, force_terminal=console.is_terminal)
+    wide.print(table)
+    notes = []
+    if report.baseline is None:
+        notes.append("no --baseline: no accuracy gap or ρ")
+    if report.reference is None:
+        notes.append("no --reference: no S − S_ref")
+    if report.metric is None:
+        notes.append("no metric: no S, ρ or severity")
+    if notes:
+        console.print("[dim]" + "; ".join(notes) + "[/dim]")
+    for m in report.models:
+        _render_flips(report, m, console)
+
+
+def _render_flips(report, m, console, top: int = 5) -> None:
+    """The adversary's most frequent directions (paper, Fig. 11)."""
+    from wpgdkit.audit.scores import confusion_matrix
+
+    rates = confusion_matrix(report.labels, m.predictions.adversarial, report.num_classes, normalize="true")
+    rates.fill_diagonal_(0.0)
+    flat = rates.flatten()
+    order = flat.argsort(descending=True)[:top]
+    pairs = [(int(i) // report.num_classes, int(i) % report.num_classes) for i in order if flat[i] > 0]
+    if not pairs:
+        return
+    cost = report.metric.matrix if report.metric is not None else None
+    text = ", ".join(
+        f"{report.classes[i]}→{report.classes[j]} {rates[i, j]:.0%}" + (f" (c={cost[i, j]:g})" if cost is not None else "")
+        for i, j in pairs
+    )
+    console.print(f"{m.name}: most frequent adversarial flips: {text}")
+
+
+def _parse_lam(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise WpgdkitError(f"--attack-lam must be a positive number or inf, got {text!r}") from None
+    if not value > 0 or math.isnan(value):
+        raise WpgdkitError(f"--attack-lam must be positive (inf drops the entropy term), got {text!r}")
+    return value

@@ -1,0 +1,125 @@
+"""``wpgdkit bench``: micro-benchmarks on this machine (closed-form loss, WPGD step, torchattacks, WordNet)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from wpgdkit.bench import DEVICES, BenchConfig, BenchReport, get_benchmark, list_benchmarks, run_benchmarks
+from wpgdkit.cli._common import choices, split_list, stderr, stdout, write_json
+from wpgdkit.errors import WpgdkitError
+
+__all__ = ["bench", "format_seconds", "render_report"]
+
+BenchDevice = choices("BenchDeviceName", list(DEVICES))
+_NAMES_HELP = ", ".join(list_benchmarks())
+
+
+def bench(
+    only: Annotated[
+        Optional[list[str]],
+        typer.Option("--only", metavar="NAME[,NAME]", help=f"Run only these benchmarks (comma-separated or repeated): {_NAMES_HELP}."),
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Timed calls per measurement; the median is reported.")] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 1,
+    device: Annotated[BenchDevice, typer.Option(help="Where the attacks run; auto picks CUDA when available (loss and WordNet run on the CPU).")] = BenchDevice("auto"),
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run of a few seconds, not numbers to quote.")] = False,
+    batch: Annotated[int, typer.Option(help="Batch of the loss, of the small CNN and of the torchattacks comparison.")] = 128,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice); 1 steadies timings on a shared machine.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random metrics, inputs, models and samples.")] = 0,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to PATH, or - for stdout.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
+) -> None:
+    """Time the toolkit on this machine: median of several repeats after a warm-up.
+
+    loss: the closed-form Wasserstein loss vs ot.emd2 and ot.sinkhorn2 (POT) for K = 10, 100, 200.
+    attack-step: WPGD vs PGD time per step on small-cnn and wrn-16-10.
+    torchattacks: the toolkit's PGD vs torchattacks.PGD, time and adversarial accuracy (skipped when not installed).
+    wordnet: the WordNet metric build for 200 and 1,000 classes vs NLTK (skipped without WordNet).
+
+    Example: wpgdkit bench --only loss,wordnet --json bench.json. ratio is reference / ours: above 1, ours is faster.
+    """
+    names = None
+    if only:
+        try:
+            names = [name for value in only for name in split_list(value)]
+        except WpgdkitError as exc:
+            raise WpgdkitError(f"--only: {exc}") from None
+        for name in names:
+            get_benchmark(name)  # an unknown name fails here, listing the valid ones
+    config = BenchConfig(repeats=repeats, warmup=warmup, device=device.value, quick=quick, seed=seed, batch=batch,
+                         threads=threads)
+    config.torch_device()  # --device cuda without a GPU fails before anything runs
+    if quiet:
+        report = run_benchmarks(config, names)
+    else:
+        with stderr.status("benchmarking", spinner="dots") as status:
+            def progress(name: str, index: int, total: int) -> None:
+                status.update(f"benchmark {name} ({index + 1}/{total})")
+
+            report = run_benchmarks(config, names, progress=progress)
+    if json_out is not None:
+        write_json(report.to_dict(), json_out)
+    if not quiet:
+        render_report(report, stderr if json_out == "-" else stdout)  # stdout carries only the JSON then
+
+
+def format_seconds(value: float | None) -> str:
+    """``1.2 µs``, ``3.4 ms``, ``5.67 s``; ``-`` for None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.1f} µs"
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}×" if value >= 100 else f"{value:.3g}×"
+
+
+def _agreement(value: float | None) -> str:
+    return "-" if value is None else ("0" if value == 0 else f"{value:.1e}")
+
+
+def render_report(report: BenchReport, console: Console) -> None:
+    """The header lines and one table row per case."""
+    # At least 200 columns: piped output defaults to 80, and a cropped table is useless in a log file.
+    out = Console(file=console.file, width=max(console.width, 200), highlight=False, soft_wrap=False,
+                  no_color=console.no_color, force_terminal=console.is_terminal)
+    h: dict[str, Any] = report.header
+    c = report.config
+    load = "" if not h.get("load_average") else f", load average {h['load_average'][0]:g}"
+    device = h["device"] if h["device"] == "cpu" else f"{h['device']} ({h['device_name']})"
+    out.print(
+        f"wpgdkit {h['wpgdkit']}, torch {h['torch']}, POT {h['pot'] or '-'}, torchattacks {h['torchattacks'] or '-'}; "
+        f"device {device}; CPU {h['cpu']}, {h['threads']} torch thread(s) of {h['cpus_usable']} usable CPUs{load}",
+        soft_wrap=True,
+    )
+    out.print(
+        f"median of {c.repeats} after {c.warmup} warm-up{'s' if c.warmup != 1 else ''}"
+        + ("; --quick sizes (not for quoting)" if c.quick else "")
+        + "; ratio = reference / ours (above 1: ours faster); agreement = max relative difference of the values",
+        soft_wrap=True,
+    )
+    table = Table()
+    for column, justify, wrap in (("benchmark", "left", False), ("case", "left", True), ("ours", "left", True),
+                                  ("reference", "left", True), ("per", "left", False), ("ours", "right", False),
+                                  ("reference", "right", False), ("ratio", "right", False),
+                                  ("agreement", "right", False), ("note", "left", True)):
+        table.add_column(column, justify=justify, no_wrap=not wrap, min_width=30 if column == "note" else None)
+    for row in report.rows:
+        table.add_row(
+            row.benchmark, row.case, row.ours, row.reference or "-", row.unit or "-",
+            format_seconds(row.ours_s), format_seconds(row.reference_s), _ratio(row.ratio), _agreement(row.agreement),
+            ("[yellow]skipped:[/yellow] " if row.status == "skipped" else "") + escape(row.note),
+        )
+    out.print(table)

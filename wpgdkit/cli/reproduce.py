@@ -1,0 +1,83 @@
+"""``wpgdkit reproduce EXPERIMENT``: the paper's experiments at a scale the user picks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from wpgdkit.cli._common import choices, stderr, stdout, write_json
+from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
+
+ExperimentName = choices("ExperimentName", list_experiments())
+ScaleName = choices("ScaleName", list(SCALES))
+NormName = choices("ReproduceNormName", ["linf", "l2"])
+DeviceName = choices("ReproduceDeviceName", ["auto", "cpu", "cuda"])
+
+_EXPERIMENTS_HELP = "; ".join(f"{name}: {text}" for name, text in experiment_descriptions().items())
+
+
+class _RichPhases:
+    """One line per training or audit on stderr, with the training/audit progress bars."""
+
+    @contextmanager
+    def training(self, name: str, epochs: int) -> Iterator[object]:
+        from wpgdkit.cli.train import RichProgress
+
+        stderr.print(f"training {name} ({epochs} epoch{'s' if epochs > 1 else ''})")
+        with RichProgress(epochs) as progress:
+            yield progress
+
+    @contextmanager
+    def auditing(self, names: str, attack: str) -> Iterator[object]:
+        from wpgdkit.cli.audit import RichAuditProgress
+
+        stderr.print(f"auditing {names} ({attack} attack)")
+        with RichAuditProgress() as progress:
+            yield progress
+
+
+def reproduce(
+    experiment: Annotated[ExperimentName, typer.Argument(help=_EXPERIMENTS_HELP)],
+    scale: Annotated[ScaleName, typer.Option(help="quick: Fashion-MNIST or toy on a CPU in minutes; paper: WRN-16-10, CIFAR-10, ε = 4/255, 8 inner steps, 20-step evaluation (a GPU).")] = ScaleName("quick"),
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the scale's).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model registry name (default: the scale's).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the scale's).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Training points, a seeded subset (default: the scale's).")] = None,
+    test_limit: Annotated[Optional[int], typer.Option(help="Audit the first N test points (default: the scale's).")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Budget for training and evaluation, e.g. 4/255.")] = None,
+    norm: Annotated[Optional[NormName], typer.Option(help="Threat model.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Inner PGD/WPGD steps in training.")] = None,
+    eval_steps: Annotated[Optional[int], typer.Option(help="PGD steps of the audit.")] = None,
+    metric: Annotated[Optional[Path], typer.Option(help="Label metric (default: the dataset's shipped WordNet one).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints in runs/ (shared, resumed), a report folder per experiment.")] = Path("wpgdkit-results"),
+    device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
+    seed: Annotated[int, typer.Option(help="Seed of data subsets, training and attacks.")] = 0,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the results as JSON to PATH, or - for stdout.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Run one of the paper's experiments: train what is missing, audit, write report.md with tables, plots and commands.
+
+    Example: wpgdkit reproduce p-sweep --scale quick --out results/. An interrupted run resumes; finished
+    checkpoints in OUT/runs are reused by every experiment that needs them.
+    """
+    from wpgdkit.budget import parse_budget
+    from wpgdkit.experiments.reproduce import ReproduceConfig, run_experiment
+
+    config = ReproduceConfig(
+        experiment=experiment.value, scale=scale.value, dataset=dataset, model=model, epochs=epochs, limit=limit,
+        test_limit=test_limit, eps=parse_budget(eps, name="--eps") if eps is not None else None,
+        norm=norm.value if norm else None, steps=steps, eval_steps=eval_steps,
+        metric=str(metric) if metric else None, out=str(out), device=device.value, seed=seed,
+    )
+    result = run_experiment(config, progress=None if quiet else _RichPhases())
+    if json_out is not None:
+        import json
+
+        write_json(json.loads((result.folder / "results.json").read_text()), json_out)
+    if not quiet and json_out != "-":
+        stdout.print(result.report.read_text().split("\n## Commands")[0], markup=False)
+        stderr.print(f"report: {result.report}")

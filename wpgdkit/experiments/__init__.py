@@ -1,0 +1,6 @@
+"""Runnable experiments: whole pipelines (train, audit, plot, report) behind one command each.
+
+Every experiment is its own module and is imported on its own, e.g.
+``from wpgdkit.experiments.demo import DemoConfig, run_demo``; this package
+imports none of them.
+"""
