@@ -46,3 +46,19 @@ def test_name_in_message():
 def test_non_string_rejected():
     with pytest.raises(WpgdkitError, match="--eps"):
         parse_budget(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text, value", [("1", 1.0), ("0.5", 0.5), ("inf", float("inf")), ("1e3", 1000.0)])
+def test_parse_lam_reads_positive_numbers_and_inf(text, value):
+    from wpgdkit.budget import parse_lam
+
+    assert parse_lam(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "x", ""])
+def test_parse_lam_refuses_the_rest_naming_the_flag(text):
+    from wpgdkit.budget import parse_lam
+    from wpgdkit.errors import WpgdkitError
+
+    with pytest.raises(WpgdkitError, match="--attack-lam"):
+        parse_lam(text, name="--attack-lam")

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["parse_budget"]
+__all__ = ["parse_budget", "parse_lam"]
 
 
 def parse_budget(text: str, *, name: str = "--eps") -> float:
@@ -65,3 +65,20 @@ def _parse_fraction(text: str) -> Fraction | None:
     if numbers[1] == 0:
         return None
     return numbers[0] / numbers[1]
+
+
+def parse_lam(text: str, *, name: str = "--lam") -> float:
+    """Read the λ of eq. 5 from the command line: a positive number, or ``inf`` (no entropy term).
+
+    Raises
+    ------
+    WpgdkitError
+        If ``text`` is not a positive number or ``inf``; the message names the flag.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise WpgdkitError(f"{name} must be a positive number or inf, got {text!r}") from None
+    if not value > 0 or math.isnan(value):
+        raise WpgdkitError(f"{name} must be positive (inf drops the entropy term), got {text!r}")
+    return value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typer.core import TyperGroup
 
 from wpgdkit.atomic import atomic_write_text
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.jsonutil import json_value
 
 __all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices"]
 
@@ -88,19 +88,9 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
     return items
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN; null says "undefined"
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_json(payload: dict[str, Any], destination: str) -> None:
     """Write ``payload`` to a file (atomically) or to stdout for ``-``."""
-    text = json.dumps(_json_safe(payload), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(json_value(payload), indent=2, allow_nan=False) + "\n"
     if destination == "-":
         typer.echo(text, nl=False)
     else:

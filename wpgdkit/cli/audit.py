@@ -82,7 +82,7 @@ def audit(
     """
     from wpgdkit.audit import AuditConfig
     from wpgdkit.audit import audit as run_audit
-    from wpgdkit.budget import parse_budget
+    from wpgdkit.budget import parse_budget, parse_lam
 
     if plots is not None and plots.exists() and not plots.is_dir():
         raise WpgdkitError(f"--plots {plots} exists and is not a folder")
@@ -92,7 +92,7 @@ def audit(
         metric=str(metric) if metric else None, attack=attack.value,
         eps=parse_budget(eps, name="--eps") if eps is not None else None, norm=norm.value if norm else None,
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
-        steps=steps, restarts=restarts, attack_p=attack_p, attack_lam=_parse_lam(attack_lam),
+        steps=steps, restarts=restarts, attack_p=attack_p, attack_lam=parse_lam(attack_lam, name="--attack-lam"),
         score_normalize=score_normalize.value, split=split.value, limit=limit,
         data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, device=device.value, seed=seed, bins=bins,
     )
@@ -173,13 +173,3 @@ def _render_flips(report, m, console, top: int = 5) -> None:
         for i, j in pairs
     )
     console.print(f"{m.name}: most frequent adversarial flips: {text}")
-
-
-def _parse_lam(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise WpgdkitError(f"--attack-lam must be a positive number or inf, got {text!r}") from None
-    if not value > 0 or math.isnan(value):
-        raise WpgdkitError(f"--attack-lam must be positive (inf drops the entropy term), got {text!r}")
-    return value

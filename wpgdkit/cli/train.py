@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from wpgdkit.cli._common import choices, split_list, stderr
 from wpgdkit.datasets import list_datasets
-from wpgdkit.errors import WpgdkitError
 
 DatasetName = choices("TrainDatasetName", list_datasets())
 MethodName = choices("MethodName", ["ce", "pgd", "wpgd"])
@@ -115,7 +113,7 @@ def train(
     --metric metrics/cifar10-wordnet.csv --p 2.5 --eps 4/255 --steps 8 --epochs 100 --out runs/c10-wpgd.pt.
     Runs unchanged under torchrun --nproc_per_node N (DistributedDataParallel).
     """
-    from wpgdkit.budget import parse_budget
+    from wpgdkit.budget import parse_budget, parse_lam
     from wpgdkit.training import DataConfig, TrainConfig, log_path_for
     from wpgdkit.training import train as run_training
 
@@ -123,7 +121,7 @@ def train(
         data=DataConfig(dataset=dataset.value, classes=split_list(classes), imbalance=imbalance,
                         imbalance_class=imbalance_class, limit=limit, val_fraction=val_fraction, augment=augment,
                         data_dir=str(data_dir) if data_dir else None, download=download, seed=seed),
-        model=model.value, method=method.value, metric=str(metric) if metric else None, p=p, lam=_parse_lam(lam),
+        model=model.value, method=method.value, metric=str(metric) if metric else None, p=p, lam=parse_lam(lam),
         norm=norm.value, eps=parse_budget(eps, name="--eps"),
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
         steps=steps, eval_steps=eval_steps, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -137,13 +135,3 @@ def train(
             result = run_training(config, progress=progress)
     if not quiet and result.history:
         stderr.print(f"checkpoint: {result.checkpoint}  log: {log_path_for(result.checkpoint)}")
-
-
-def _parse_lam(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise WpgdkitError(f"--lam must be a positive number or inf, got {text!r}") from None
-    if not value > 0 or math.isnan(value):
-        raise WpgdkitError(f"--lam must be positive (inf drops the entropy term), got {text!r}")
-    return value

@@ -41,6 +41,7 @@ import torch
 
 from wpgdkit import __version__
 from wpgdkit.atomic import atomic_write_text
+from wpgdkit.jsonutil import json_value
 from wpgdkit.errors import WpgdkitError
 
 __all__ = [
@@ -470,7 +471,7 @@ def _run(config: DemoConfig, out: Path, progress: DemoProgress | None, started: 
                         boundaries=boundaries, metric=metric_path, checkpoints=checkpoints, audits=audits, rows=rows,
                         reading=reading, geometry=geometry, status=status, seconds=seconds, grid=grid, classes=classes,
                         pairs=pairs, cost=cost.tolist())
-    atomic_write_text(result.summary, json.dumps(_plain(summary_dict(result)), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(result.summary, json.dumps(json_value(summary_dict(result)), indent=1, allow_nan=False) + "\n")
     atomic_write_text(result.report, _report(result, commands))
     done(f"wrote {result.report}", since)
     return result
@@ -717,20 +718,6 @@ def summary_dict(result: DemoResult) -> dict[str, Any]:
         "audits": {attack: {f"{eps:g}": report.to_dict() for eps, report in per_eps.items()}
                    for attack, per_eps in result.audits.items()},
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _plain(value.item())
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -34,6 +34,7 @@ import torch
 
 from wpgdkit import __version__
 from wpgdkit.atomic import atomic_path, atomic_write_text
+from wpgdkit.jsonutil import json_value
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.registry import Registry
 
@@ -268,7 +269,7 @@ class _Context:
         self.folder.mkdir(parents=True, exist_ok=True)
         payload = {"experiment": result_name, "tool_version": __version__, "scale": self.config.scale,
                    "settings": self.s, "results": results, "commands": self.commands}
-        atomic_write_text(self.folder / "results.json", json.dumps(_plain(payload), indent=1) + "\n")
+        atomic_write_text(self.folder / "results.json", json.dumps(json_value(payload), indent=1) + "\n")
         text = report + "\n## Commands\n\nEach number above comes from these commands (run from the same folder):\n\n```sh\n"
         text += "\n".join(dict.fromkeys(self.commands)) + "\n```\n"
         text += f"\nThe whole experiment: `{_reproduce_command(self.config)}`\n"
@@ -351,20 +352,6 @@ def _reproduce_command(c: ReproduceConfig) -> str:
             words += ["--" + key.replace("_", "-"), f"{value:.6g}" if isinstance(value, float) else str(value)]
     words += ["--out", c.out, "--seed", str(c.seed)]
     return shlex.join(words)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _plain(value.item())
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
