@@ -59,6 +59,7 @@ bench: deb-deps venv
 	$(BIN)/python benchmarks/bench_wordnet_metric.py
 	$(BIN)/python benchmarks/bench_attack_step.py
 	$(BIN)/python benchmarks/bench_train_loop.py --full-epoch
+	$(BIN)/python benchmarks/bench_audit.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
