@@ -57,10 +57,10 @@ import torch
 
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.registry import Registry
+from wpgdkit.training.distributed import DEVICE_NAMES, resolve_device
 
 __all__ = [
     "BENCH_SCHEMA",
-    "DEVICES",
     "BenchConfig",
     "BenchRow",
     "BenchReport",
@@ -83,7 +83,6 @@ __all__ = [
 ]
 
 BENCH_SCHEMA = "wpgdkit-bench/1"
-DEVICES = ("auto", "cpu", "cuda")
 
 #: Regularisation of the Sinkhorn reference, relative to max(C^p).
 SINKHORN_REG = 0.01
@@ -143,16 +142,12 @@ class BenchConfig:
             raise WpgdkitError(f"--batch must be at least 1, got {self.batch!r}")
         if self.threads is not None and (_not_int(self.threads) or self.threads < 1):
             raise WpgdkitError(f"--threads must be at least 1, got {self.threads!r}")
-        if self.device not in DEVICES:
-            raise WpgdkitError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if self.device not in DEVICE_NAMES:
+            raise WpgdkitError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICE_NAMES)}")
 
     def torch_device(self) -> torch.device:
         """The resolved device; WpgdkitError for ``cuda`` without a GPU."""
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise WpgdkitError("--device cuda asked for, but no CUDA device is available (use --device cpu)")
-        if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()):
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
+        return resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

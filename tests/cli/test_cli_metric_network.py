@@ -87,6 +87,7 @@ def test_confusion_measure_and_class_subset(checkpoint):
         (["--source", "wordnet", "--dataset", "cifar10", "--checkpoint", "{ckpt}"],
          "--checkpoint is only read by --source boundary, confusion"),
         (["--source", "uniform", "--dataset", "toy", "--split", "train"], "--split is only read by"),
+        (["--source", "boundary", "--checkpoint", "{ckpt}", "--device", "tpu"], "'tpu' is not one of"),
     ],
 )
 def test_bad_checkpoint_builds(tmp_path, checkpoint, args, fragment, assert_one_line_error):
@@ -99,3 +100,25 @@ def test_bad_checkpoint_builds(tmp_path, checkpoint, args, fragment, assert_one_
     result = invoke("metric", "build", *args, "--out", out)
     assert_one_line_error(result, fragment)
     assert result.stdout == "" and list(out.parent.iterdir()) == []  # no partial output
+
+
+@pytest.mark.parametrize("source", ["boundary", "confusion"])
+def test_device_flag_runs_there_and_is_not_part_of_the_rebuild_command(tmp_path, checkpoint, source):
+    args = ["metric", "build", "--source", source, "--checkpoint", checkpoint, "--limit", "30", "-q"]
+    auto, cpu = tmp_path / "auto.json", tmp_path / "cpu.json"
+    assert invoke(*args, "--out", auto).exit_code == 0
+    result = invoke(*args, "--device", "cpu", "--out", cpu)
+    assert result.exit_code == 0, result.stderr
+    metric = read_metric(cpu)
+    assert "--device" not in metric.provenance.command  # the matrix does not depend on it beyond rounding
+    if not __import__("torch").cuda.is_available():  # auto is the CPU here: the same bits
+        np.testing.assert_array_equal(read_metric(auto).matrix, metric.matrix)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, checkpoint, assert_one_line_error):
+    out = tmp_path / "m.csv"
+    result = invoke("metric", "build", "--source", "boundary", "--checkpoint", checkpoint, "--device", "cuda",
+                    "--out", out)
+    assert_one_line_error(result, "no CUDA device")
+    assert not out.exists()

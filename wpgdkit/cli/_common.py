@@ -15,8 +15,9 @@ from typer.core import TyperGroup
 from wpgdkit.atomic import atomic_write_text
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.jsonutil import json_value
+from wpgdkit.training.distributed import DEVICE_NAMES
 
-__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices"]
+__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
 
@@ -76,6 +77,10 @@ class OneLineErrorGroup(TyperGroup):
 def choices(name: str, values: list[str]) -> type[enum.Enum]:
     """A ``str`` Enum over registry names, so ``--help`` lists the valid choices."""
     return enum.Enum(name, {value: value for value in values}, type=str)
+
+
+# Every command's --device: auto picks CUDA when available.
+DeviceName = choices("DeviceName", list(DEVICE_NAMES))
 
 
 def split_list(value: str | None) -> tuple[str, ...] | None:

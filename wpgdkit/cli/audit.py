@@ -13,12 +13,11 @@ from rich.table import Table
 
 from wpgdkit.audit.attacks import list_attacks
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
-from wpgdkit.cli._common import choices, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json
 from wpgdkit.errors import WpgdkitError
 
 AttackName = choices("AttackName", list_attacks())
 NormName = choices("AuditNormName", ["linf", "l2"])
-DeviceName = choices("AuditDeviceName", ["auto", "cpu", "cuda"])
 ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
 SplitName = choices("AuditSplitName", ["test", "train"])
 

@@ -10,13 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from wpgdkit.bench import DEVICES, BenchConfig, BenchReport, get_benchmark, list_benchmarks, run_benchmarks
-from wpgdkit.cli._common import choices, split_list, stderr, stdout, write_json
+from wpgdkit.bench import BenchConfig, BenchReport, get_benchmark, list_benchmarks, run_benchmarks
+from wpgdkit.cli._common import DeviceName, split_list, stderr, stdout, write_json
 from wpgdkit.errors import WpgdkitError
 
 __all__ = ["bench", "format_seconds", "render_report"]
 
-BenchDevice = choices("BenchDeviceName", list(DEVICES))
 _NAMES_HELP = ", ".join(list_benchmarks())
 
 
@@ -27,7 +26,7 @@ def bench(
     ] = None,
     repeats: Annotated[int, typer.Option(help="Timed calls per measurement; the median is reported.")] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 1,
-    device: Annotated[BenchDevice, typer.Option(help="Where the attacks run; auto picks CUDA when available (loss and WordNet run on the CPU).")] = BenchDevice("auto"),
+    device: Annotated[DeviceName, typer.Option(help="Where the attacks run; auto picks CUDA when available (loss and WordNet run on the CPU).")] = DeviceName("auto"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run of a few seconds, not numbers to quote.")] = False,
     batch: Annotated[int, typer.Option(help="Batch of the loss, of the small CNN and of the torchattacks comparison.")] = 128,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice); 1 steadies timings on a shared machine.")] = None,

@@ -11,10 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wpgdkit.cli._common import choices, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json
 from wpgdkit.errors import WpgdkitError
 
-DeviceName = choices("DemoDeviceName", ["cpu", "auto", "cuda"])
 
 
 class RichDemoProgress:

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from wpgdkit.cli._common import OneLineErrorGroup, choices, split_list, stderr, stdout, write_json
+from wpgdkit.cli._common import OneLineErrorGroup, DeviceName, choices, split_list, stderr, stdout, write_json
 from wpgdkit.datasets import list_datasets
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric import (
@@ -107,12 +107,14 @@ def build(
     input: Annotated[Optional[Path], typer.Option("--input", help="file: the matrix to import (.csv, .json, .npy).")] = None,
     class_list: Annotated[Optional[Path], typer.Option(help="Class names, one per line (for .npy input or uniform).")] = None,
     allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
+    device: Annotated[DeviceName, typer.Option(
+        help="boundary, confusion: where the network runs; auto picks CUDA when available.")] = DeviceName("auto"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Build a label metric from WordNet, a linear classifier, a trained network, the uniform metric or a file.
 
-    boundary and confusion read a checkpoint (--checkpoint model.pt) and use
-    a GPU when there is one. Without --out the CSV goes to stdout (messages to
+    boundary and confusion read a checkpoint (--checkpoint model.pt) and run
+    it on --device (a GPU when there is one). Without --out the CSV goes to stdout (messages to
     stderr), so it pipes.
     """
     _check_output_path(out)
@@ -123,7 +125,7 @@ def build(
         data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
         max_iter=max_iter, checkpoint=str(checkpoint) if checkpoint else None, split=split.value if split else None,
         input=str(input) if input else None, class_list=str(class_list) if class_list else None,
-        allow_asymmetric=allow_asymmetric,
+        allow_asymmetric=allow_asymmetric, device=device.value,
     )
     with stderr.status(f"building the {source.value} metric", spinner="dots") if not quiet else _nullcontext():
         metric = build_metric(config)

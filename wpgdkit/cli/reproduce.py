@@ -9,13 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from wpgdkit.cli._common import choices, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json
 from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
 
 ExperimentName = choices("ExperimentName", list_experiments())
 ScaleName = choices("ScaleName", list(SCALES))
 NormName = choices("ReproduceNormName", ["linf", "l2"])
-DeviceName = choices("ReproduceDeviceName", ["auto", "cpu", "cuda"])
 
 _EXPERIMENTS_HELP = "; ".join(f"{name}: {text}" for name, text in experiment_descriptions().items())
 

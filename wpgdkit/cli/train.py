@@ -8,14 +8,13 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wpgdkit.cli._common import choices, split_list, stderr
+from wpgdkit.cli._common import DeviceName, choices, split_list, stderr
 from wpgdkit.datasets import list_datasets
 
 DatasetName = choices("TrainDatasetName", list_datasets())
 MethodName = choices("MethodName", ["ce", "pgd", "wpgd"])
 NormName = choices("NormName", ["linf", "l2"])
 ScheduleName = choices("ScheduleName", ["piecewise", "cosine", "constant"])
-DeviceName = choices("DeviceName", ["auto", "cpu", "cuda"])
 
 
 def _model_names() -> list[str]:

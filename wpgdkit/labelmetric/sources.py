@@ -68,6 +68,10 @@ class BuildConfig:
     input, class_list : str or None
         The matrix file and, for NPY, its class names (``file`` source).
     allow_asymmetric : bool
+    device : {"auto", "cpu", "cuda"}
+        Where the checkpoint sources run the network; ``auto`` picks CUDA when
+        available. The matrices agree across devices up to floating-point
+        rounding, so the device is not part of the rebuild command.
     """
 
     source: str = "wordnet"
@@ -88,6 +92,7 @@ class BuildConfig:
     input: str | None = None
     class_list: str | None = None
     allow_asymmetric: bool = False
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -204,12 +209,12 @@ def _trained_model(config: BuildConfig, device):
     return load_trained_model(config.checkpoint, dataset=config.dataset, device=device)
 
 
-def _device():
-    import torch
+def _device(config: BuildConfig):
+    from wpgdkit.training.distributed import resolve_device
 
-    # A deep network's K input gradients per point are slow on a CPU; results
-    # agree across devices up to floating-point rounding.
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # A deep network's K input gradients per point are slow on a CPU, hence
+    # auto; an unknown name or cuda without a GPU is refused here.
+    return resolve_device(config.device)
 
 
 def _checkpoint_provenance(config: BuildConfig, trained, measure: str, points: int) -> Provenance:
@@ -220,7 +225,7 @@ def _checkpoint_provenance(config: BuildConfig, trained, measure: str, points: i
 def _build_boundary(config: BuildConfig) -> LabelMetric:
     from wpgdkit.labelmetric.network import boundary_distance_matrix, evaluation_points
 
-    device = _device()
+    device = _device(config)
     trained = _trained_model(config, device)
     norm = config.measure or trained.norm
     x, y = evaluation_points(trained, split=config.split or "test", limit=config.limit, per_class=True,
@@ -233,7 +238,7 @@ def _build_confusion(config: BuildConfig) -> LabelMetric:
     from wpgdkit.audit.scores import confusion_matrix
     from wpgdkit.labelmetric.network import confusion_distance_matrix, evaluation_points, predict
 
-    device = _device()
+    device = _device(config)
     trained = _trained_model(config, device)
     measure = config.measure or "neglog"
     x, y = evaluation_points(trained, split=config.split or "test", limit=config.limit,

@@ -16,11 +16,16 @@ import torch.distributed as dist
 
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["DistributedContext", "setup_distributed", "resolve_device"]
+__all__ = ["DEVICE_NAMES", "DistributedContext", "setup_distributed", "resolve_device"]
+
+# What every --device flag accepts.
+DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error."""
+    if name not in DEVICE_NAMES:
+        raise WpgdkitError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_NAMES)}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
