@@ -118,3 +118,55 @@ def test_body_may_remove_temp_file_before_raising(tmp_path):
             tmp.unlink()
             raise Boom
     assert list(tmp_path.iterdir()) == []
+
+
+# --- destinations that cannot be written: one WpgdkitError, nothing left behind ----------
+
+from wpgdkit.atomic import output_file_problem  # noqa: E402
+from wpgdkit.errors import OutputError, WpgdkitError  # noqa: E402
+
+
+def test_output_file_problem_accepts_new_files_and_missing_folders(tmp_path):
+    assert output_file_problem(tmp_path / "x.json") is None
+    assert output_file_problem(tmp_path / "a" / "b" / "x.json") is None  # created on write
+    (tmp_path / "old.json").write_text("{}")
+    assert output_file_problem(tmp_path / "old.json") is None  # replaced on write
+
+
+def test_output_file_problem_names_what_is_in_the_way(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    assert output_file_problem(tmp_path / "folder") == f"{tmp_path / 'folder'} is a folder, not a file"
+    assert output_file_problem(tmp_path / "file" / "x.json") == f"{tmp_path / 'file'} is not a folder"
+    assert output_file_problem(tmp_path / "file" / "a" / "x.json") == f"{tmp_path / 'file'} is not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_output_file_problem_no_permission(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    assert output_file_problem(locked / "x.json") == f"no permission to write in {locked}"
+
+
+def test_atomic_path_refuses_a_folder_destination_before_writing(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputError, match="is a folder") as info:
+        atomic_write_text(tmp_path / "out", "x")
+    assert isinstance(info.value, WpgdkitError)
+    assert os.listdir(tmp_path / "out") == [] and os.listdir(tmp_path) == ["out"]
+
+
+def test_os_errors_while_writing_become_output_errors(tmp_path):
+    with pytest.raises(OutputError, match="cannot write .*x.bin: disk full"):
+        with atomic_path(tmp_path / "x.bin") as tmp:
+            tmp.write_bytes(b"partial")
+            raise OSError(28, "disk full")
+    assert os.listdir(tmp_path) == []
+
+
+def test_library_errors_inside_the_block_pass_through_unchanged(tmp_path):
+    from wpgdkit.errors import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="^gone$"):
+        with atomic_path(tmp_path / "x.bin"):
+            raise DataNotFoundError("gone")

@@ -8,7 +8,31 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
+from wpgdkit.errors import OutputError, WpgdkitError
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "output_file_problem"]
+
+
+def output_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be written as a file, or None if it can.
+
+    Checked before any work is done, so that a long run does not end on an
+    unwritable destination: a folder in the way, an ancestor that is a file,
+    or a folder without write permission. Missing folders are fine (they are
+    created).
+    """
+    final = Path(path)
+    if final.is_dir():
+        return f"{final} is a folder, not a file"
+    for ancestor in final.parents:
+        if not ancestor.exists():
+            continue
+        if not ancestor.is_dir():
+            return f"{ancestor} is not a folder"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"no permission to write in {ancestor}"
+        break
+    return None
 
 
 @contextlib.contextmanager
@@ -20,8 +44,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     any exception the temporary file is removed and ``path`` is untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    problem = output_file_problem(final)
+    if problem is not None:
+        raise OutputError(f"cannot write {final}: {problem}")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600; give the result the permissions a plain open() would.
@@ -29,8 +59,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WpgdkitError):
+            # A full disk or a folder appearing at ``final`` meanwhile: still one line.
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from exc
         raise
 
 

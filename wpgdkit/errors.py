@@ -30,3 +30,7 @@ class MetricFormatError(WpgdkitError, ValueError):
 
 class WordNetError(WpgdkitError):
     """WordNet data is missing, or a synset cannot be found in it."""
+
+
+class OutputError(WpgdkitError, OSError):
+    """An output file cannot be written there (a folder in the way, no permission, ...)."""

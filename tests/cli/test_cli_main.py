@@ -78,3 +78,59 @@ def test_datasets_json_lists_the_registry():
     assert by_name["tiny-imagenet"]["input_shape"] == [3, 64, 64]
     assert by_name["toy"]["synsets"] is None
     assert by_name["cifar10"]["synsets"][3] == "cat.n.01"
+
+
+# --- output files: every --json/--out/--plot file is checked while the flags are parsed ----
+
+from wpgdkit.cli._common import output_file  # noqa: E402
+
+# Options whose value is a folder (checked by the library) or a data file the command reads.
+_NOT_OUTPUT_FILES = {("demo", "--out"), ("reproduce", "--out"), ("audit", "--plots")}
+
+
+def _commands():
+    root = get_command(app)
+    for path in COMMANDS:
+        command = root
+        for name in path:
+            command = command.commands[name]
+        if not hasattr(command, "commands"):
+            yield path, command
+
+
+def _output_file_options():
+    for path, command in _commands():
+        for param in command.params:
+            if getattr(param.callback, "__wrapped__", None) is output_file:
+                yield path, param.opts[0]
+
+
+OUTPUT_FILE_OPTIONS = list(_output_file_options())
+
+
+def test_every_file_writing_option_is_checked_up_front():
+    named = {(path, opt) for path, command in _commands() for param in command.params for opt in param.opts[:1]
+             if opt in ("--json", "--out", "--plot", "--plots")}
+    checked = {(path, opt) for path, opt in OUTPUT_FILE_OPTIONS}
+    assert checked == {(p, o) for p, o in named if (" ".join(p), o) not in _NOT_OUTPUT_FILES}
+    assert len(checked) >= 10
+
+
+# The least each command needs to get past its required arguments to the option check.
+_REQUIRED = {("audit",): ["missing.pt"], ("train",): ["--dataset", "toy", "--model", "mlp"],
+             ("metric", "check"): ["missing.csv"], ("metric", "show"): ["missing.csv"],
+             ("metric", "compare"): ["a.csv", "b.csv"], ("reproduce",): ["entropy"]}
+
+
+@pytest.mark.parametrize(("path", "option"), OUTPUT_FILE_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("where", ["folder", "under-a-file"])
+def test_unwritable_output_is_one_line_before_any_work(tmp_path, monkeypatch, path, option, where, assert_one_line_error):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "afile").write_text("x")
+    target = "taken" if where == "folder" else "afile/x.out"
+    result = runner.invoke(app, [*path, *_REQUIRED.get(path, []), option, target])
+    expected = "is a folder, not a file" if where == "folder" else "afile is not a folder"
+    assert_one_line_error(result, f"Invalid value for '{option}'")
+    assert expected in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "taken"] and not any((tmp_path / "taken").iterdir())

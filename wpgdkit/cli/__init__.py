@@ -20,7 +20,7 @@ from wpgdkit.cli.demo import demo
 from wpgdkit.cli.reproduce import reproduce
 from wpgdkit.cli.models import models
 from wpgdkit.cli.train import train
-from wpgdkit.cli._common import OneLineErrorGroup, stdout, write_json
+from wpgdkit.cli._common import OneLineErrorGroup, stdout, write_json, output_file
 
 app = typer.Typer(
     name="wpgdkit",
@@ -55,7 +55,7 @@ def _root(
 
 @app.command()
 def datasets(
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the list as JSON to PATH, or - for stdout.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the list as JSON to PATH, or - for stdout.", callback=output_file)] = None,
 ) -> None:
     """List the registered datasets: classes, input shape, WordNet synsets, how to get them."""
     from wpgdkit.datasets import get_dataset, list_datasets

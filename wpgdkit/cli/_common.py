@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from wpgdkit.atomic import atomic_write_text
+from wpgdkit.atomic import atomic_write_text, output_file_problem
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.jsonutil import json_value
 from wpgdkit.training.distributed import DEVICE_NAMES
 
-__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName"]
+__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName", "output_file"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
 
@@ -91,6 +91,20 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
     if not items:
         raise WpgdkitError("the list is empty")
     return items
+
+
+def output_file(value: Any) -> Any:
+    """Typer callback of every output-file option (``--json``, ``--out``, ``--plot``).
+
+    Refuses a destination that cannot be written (a folder, a file where a
+    folder should be, no permission) while the flags are parsed, before a
+    long run is spent on a result that could not be saved. ``-`` is stdout.
+    """
+    if value is not None and str(value) != "-":
+        problem = output_file_problem(value)
+        if problem is not None:
+            raise typer.BadParameter(problem)
+    return value
 
 
 def write_json(payload: dict[str, Any], destination: str) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from wpgdkit.audit.attacks import list_attacks
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
-from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file
 from wpgdkit.errors import WpgdkitError
 
 AttackName = choices("AttackName", list_attacks())
@@ -70,7 +70,7 @@ def audit(
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of the attack's random starts (the same for every model).")] = 0,
     bins: Annotated[int, typer.Option(help="Bins of the entropy histograms.")] = 20,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
 ) -> None:

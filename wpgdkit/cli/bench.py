@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wpgdkit.bench import BenchConfig, BenchReport, get_benchmark, list_benchmarks, run_benchmarks
-from wpgdkit.cli._common import DeviceName, split_list, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, split_list, stderr, stdout, write_json, output_file
 from wpgdkit.errors import WpgdkitError
 
 __all__ = ["bench", "format_seconds", "render_report"]
@@ -31,7 +31,7 @@ def bench(
     batch: Annotated[int, typer.Option(help="Batch of the loss, of the small CNN and of the torchattacks comparison.")] = 128,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice); 1 steadies timings on a shared machine.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random metrics, inputs, models and samples.")] = 0,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to PATH, or - for stdout.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
 ) -> None:
     """Time the toolkit on this machine: median of several repeats after a warm-up.

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json, output_file
 from wpgdkit.errors import WpgdkitError
 
 
@@ -94,7 +94,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the data, weights, batches and attacks.")] = 0,
     device: Annotated[DeviceName, typer.Option(help="The toy MLP is fastest on the CPU.")] = DeviceName("cpu"),
     threads: Annotated[int, typer.Option(help="torch threads (the toy MLP gains nothing from more; a busy machine loses).")] = 1,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write summary.json's document to PATH, or - for stdout.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write summary.json's document to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table; only the report's path.")] = False,
 ) -> None:
     """Run the paper's toy problem end to end: train CE, PGD and WPGD, audit them, draw their decision boundaries.

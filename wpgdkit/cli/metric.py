@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from wpgdkit.cli._common import OneLineErrorGroup, DeviceName, choices, split_list, stderr, stdout, write_json
+from wpgdkit.cli._common import OneLineErrorGroup, DeviceName, choices, split_list, stderr, stdout, write_json, output_file
 from wpgdkit.datasets import list_datasets
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric import (
@@ -53,7 +53,7 @@ MEASURE_HELP = "; ".join(
 # Options shared by the commands that read a metric file.
 ClassListOption = Annotated[Optional[Path], typer.Option("--classes", help="Class names, one per line (needed for .npy).")]
 AsymmetricOption = Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")]
-JsonOption = Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.")]
+JsonOption = Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.", callback=output_file)]
 
 
 def _check_output_path(out: Path | None) -> None:
@@ -84,7 +84,7 @@ def build(
         Normalization, typer.Option(help="Divide by the largest entry (max) or keep the raw distances (none).")
     ] = Normalization("none"),
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Output file (.csv, .json, .npy); CSV on stdout if omitted.")
+        Optional[Path], typer.Option("--out", "-o", help="Output file (.csv, .json, .npy); CSV on stdout if omitted.", callback=output_file)
     ] = None,
     wordnet_dir: Annotated[
         Optional[Path], typer.Option(help="WordNet database or NLTK data folder (else $WPGDKIT_WORDNET_DIR, NLTK's path, /usr/share/wordnet).")
@@ -241,7 +241,7 @@ def show(
     classes: ClassListOption = None,
     allow_asymmetric: AsymmetricOption = False,
     top: Annotated[int, typer.Option(help="How many nearest and farthest classes to list.", min=1)] = 3,
-    plot: Annotated[Optional[Path], typer.Option(help="Write a heatmap (.png, .pdf, .svg) with class names.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a heatmap (.png, .pdf, .svg) with class names.", callback=output_file)] = None,
     json_out: JsonOption = None,
 ) -> None:
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""

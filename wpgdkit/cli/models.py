@@ -8,7 +8,7 @@ import torch
 import typer
 from rich.table import Table
 
-from wpgdkit.cli._common import choices, stdout, write_json
+from wpgdkit.cli._common import choices, stdout, write_json, output_file
 from wpgdkit.datasets import get_dataset, list_datasets
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.models import count_parameters, create_model, format_shape, get_model_spec, list_models
@@ -64,7 +64,7 @@ def models(
         ModelsDatasetName, typer.Option(help="Dataset whose class count and input shape size the models.")
     ] = ModelsDatasetName("cifar10"),
     json_out: Annotated[
-        Optional[str], typer.Option("--json", help="Write the list as JSON to PATH, or - for stdout.")
+        Optional[str], typer.Option("--json", help="Write the list as JSON to PATH, or - for stdout.", callback=output_file)
     ] = None,
 ) -> None:
     """List the registered models: supported inputs and parameter count for a dataset.

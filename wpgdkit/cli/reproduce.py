@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file
 from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
 
 ExperimentName = choices("ExperimentName", list_experiments())
@@ -55,7 +55,7 @@ def reproduce(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints in runs/ (shared, resumed), a report folder per experiment.")] = Path("wpgdkit-results"),
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of data subsets, training and attacks.")] = 0,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the results as JSON to PATH, or - for stdout.")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the results as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run one of the paper's experiments: train what is missing, audit, write report.md with tables, plots and commands.

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from wpgdkit.cli._common import DeviceName, choices, split_list, stderr
+from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
 from wpgdkit.datasets import list_datasets
 
 DatasetName = choices("TrainDatasetName", list_datasets())
@@ -73,7 +73,7 @@ class RichProgress:
 
 def train(
     dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint (.pt); the JSON-lines log goes beside it.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint (.pt); the JSON-lines log goes beside it.", callback=output_file)],
     model: Annotated[ModelName, typer.Option(help="Model registry name.")] = ModelName("small-cnn"),
     method: Annotated[MethodName, typer.Option(help="ce: clean; pgd: PGD adversarial training; wpgd: Wasserstein PGD.")] = MethodName("pgd"),
     metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (required for wpgd).")] = None,
