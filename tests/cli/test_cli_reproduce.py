@@ -39,3 +39,30 @@ def test_bad_input_is_one_line(tmp_path, assert_one_line_error):
     assert_one_line_error(runner.invoke(app, ["reproduce", "p-sweep", *SMALL, "--metric", str(tmp_path / "no.csv"),
                                               "--out", str(tmp_path / "o")]), "not found")
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_data_is_one_line_before_anything_trains(tmp_path, monkeypatch, assert_one_line_error):
+    import wpgdkit.training
+
+    monkeypatch.setattr(wpgdkit.training, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    empty = tmp_path / "data"
+    empty.mkdir()
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["reproduce", "p-sweep", "--dataset", "cifar10", "--data-dir", str(empty),
+                                 "--out", str(out)])
+    assert_one_line_error(result, "cifar10 not found", str(empty))
+    assert not list(out.rglob("*.pt"))
+
+
+def test_data_dir_reaches_training_and_the_audit_and_is_recorded(tmp_path, cifar10_dir):
+    out = tmp_path / "o"
+    args = ["reproduce", "entropy", "--dataset", "cifar10", "--model", "mlp", "--epochs", "1", "--limit", "20",
+            "--test-limit", "6", "--steps", "1", "--eval-steps", "1", "--data-dir", str(cifar10_dir),
+            "--out", str(out), "--quiet", "--json", "-"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    commands = payload["commands"]
+    assert any(c.startswith("wpgdkit train") for c in commands) and any(c.startswith("wpgdkit audit") for c in commands)
+    assert all(f"--data-dir {cifar10_dir}" in c for c in commands)
+    assert f"--data-dir {cifar10_dir}" in (out / "entropy" / "report.md").read_text()

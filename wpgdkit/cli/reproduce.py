@@ -55,6 +55,8 @@ def reproduce(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints in runs/ (shared, resumed), a report folder per experiment.")] = Path("wpgdkit-results"),
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of data subsets, training and attacks.")] = 0,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
+    download: Annotated[bool, typer.Option(help="Allow downloading the dataset through torchvision.")] = False,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the results as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -71,6 +73,7 @@ def reproduce(
         test_limit=test_limit, eps=parse_budget(eps, name="--eps") if eps is not None else None,
         norm=norm.value if norm else None, steps=steps, eval_steps=eval_steps,
         metric=str(metric) if metric else None, out=str(out), device=device.value, seed=seed,
+        data_dir=str(data_dir) if data_dir else None, download=download,
     )
     result = run_experiment(config, progress=None if quiet else _RichPhases())
     if json_out is not None:

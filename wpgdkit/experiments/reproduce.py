@@ -92,6 +92,10 @@ class ReproduceConfig:
         Run folder: checkpoints in ``runs/``, one report folder per experiment.
     device : {"auto", "cpu", "cuda"}
     seed : int
+    data_dir : str or None
+        Dataset folder (else ``$WPGDKIT_DATA_DIR``, ``./data`` and the system folders).
+    download : bool
+        Fetch a missing dataset through torchvision.
     """
 
     experiment: str
@@ -109,6 +113,8 @@ class ReproduceConfig:
     out: str = "wpgdkit-results"
     device: str = "auto"
     seed: int = 0
+    data_dir: str | None = None
+    download: bool = False
 
 
 @dataclass
@@ -240,7 +246,8 @@ class _Context:
         path = self.runs / f"{name}.pt"
         config = TrainConfig(
             data=DataConfig(s["dataset"], classes=tuple(str(c) for c in classes) if classes else None,
-                            imbalance=imbalance, limit=limit, val_fraction=val_fraction, seed=self.config.seed),
+                            imbalance=imbalance, limit=limit, val_fraction=val_fraction, seed=self.config.seed,
+                            data_dir=self.config.data_dir, download=self.config.download),
             model=s["model"], method=method, metric=self.metric_file if method == "wpgd" else None, p=p or 1.0,
             norm=s["norm"], eps=s["eps"], steps=s["steps"], eval_steps=0, epochs=epochs, batch_size=s["batch_size"],
             lr=s["lr"], out=str(path), resume=True, device=self.config.device, seed=self.config.seed,
@@ -260,7 +267,8 @@ class _Context:
         metric = self.metric_file if metric == "default" else metric
         config = AuditConfig(checkpoints=tuple(checkpoints), baseline=baseline, reference=reference, metric=metric,
                              attack=attack, eps=self.s["eps"], norm=self.s["norm"], steps=self.s["eval_steps"],
-                             limit=self.s["test_limit"], device=self.config.device, seed=self.config.seed)
+                             limit=self.s["test_limit"], device=self.config.device, seed=self.config.seed,
+                             data_dir=self.config.data_dir)
         self.commands.append(_audit_command(config))
         with _phase(self.progress, "auditing", ", ".join(Path(c).stem for c in checkpoints), attack) as reporter:
             return audit(config, progress=reporter)
@@ -324,6 +332,8 @@ def _train_command(c) -> str:
         words += ["--imbalance", f"{c.data.imbalance:g}"]
     if c.data.limit is not None:
         words += ["--limit", str(c.data.limit)]
+    if c.data.data_dir is not None:
+        words += ["--data-dir", c.data.data_dir]
     words += ["--val-fraction", f"{c.data.val_fraction:g}", "--eval-steps", "0", "--epochs", str(c.epochs),
               "--lr", f"{c.lr:g}", "--seed", str(c.seed), "--out", c.out]
     return shlex.join(words)
@@ -340,13 +350,16 @@ def _audit_command(c) -> str:
     words += ["--attack", c.attack, "--norm", c.norm, "--eps", f"{c.eps:.6g}", "--steps", str(c.steps)]
     if c.limit is not None:
         words += ["--limit", str(c.limit)]
+    if c.data_dir is not None:
+        words += ["--data-dir", c.data_dir]
     words += ["--seed", str(c.seed)]
     return shlex.join(words)
 
 
 def _reproduce_command(c: ReproduceConfig) -> str:
     words = ["wpgdkit", "reproduce", c.experiment, "--scale", c.scale]
-    for key in ("dataset", "model", "epochs", "limit", "test_limit", "eps", "norm", "steps", "eval_steps", "metric"):
+    for key in ("dataset", "model", "epochs", "limit", "test_limit", "eps", "norm", "steps", "eval_steps", "metric",
+                "data_dir"):
         value = getattr(c, key)
         if value is not None:
             words += ["--" + key.replace("_", "-"), f"{value:.6g}" if isinstance(value, float) else str(value)]
@@ -723,7 +736,18 @@ def run_experiment(config: ReproduceConfig, *, progress: Any | None = None) -> E
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise WpgdkitError(f"--out {out} exists and is not a folder")
-    return fn(_Context(config, settings, progress))
+    context = _Context(config, settings, progress)
+    _check_data(config, settings)
+    return fn(context)
+
+
+def _check_data(config: ReproduceConfig, settings: dict[str, Any]) -> None:
+    """Fail on missing data before the first model trains, not after it (minutes to hours)."""
+    from wpgdkit.datasets import load_split
+
+    # The test split is what every audit reads; training reads the train split
+    # from the same folder, so a missing dataset shows here.
+    load_split(settings["dataset"], "test", data_dir=config.data_dir, download=config.download, seed=config.seed)
 
 
 def experiment_descriptions() -> dict[str, str]:
