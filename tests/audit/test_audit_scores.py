@@ -145,3 +145,17 @@ def test_labels_out_of_range_are_refused():
         confusion_matrix(torch.tensor([0, 3]), torch.tensor([0, 1]), 3)
     with pytest.raises(WpgdkitError, match="1-D"):
         error_rate(torch.tensor([0, 1]), torch.tensor([0]))
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([0.0, 1.0]), torch.tensor([0.5, 1.0]), torch.tensor([False, True])])
+def test_non_integer_labels_are_refused_not_truncated(bad):
+    # A float 0.5 would otherwise be cast to class 0 and counted silently.
+    with pytest.raises(WpgdkitError, match="integer tensors"):
+        confusion_matrix(bad, torch.tensor([0, 1]), 2)
+    with pytest.raises(WpgdkitError, match="integer tensors"):
+        error_rate(torch.tensor([0, 1]), bad)
+
+
+def test_num_classes_must_be_positive():
+    with pytest.raises(WpgdkitError, match="num_classes must be at least 1, got 0"):
+        confusion_matrix(torch.tensor([0]), torch.tensor([0]), 0)

@@ -45,6 +45,11 @@ def _check_labels(y_true: Tensor, y_pred: Tensor, num_classes: int | None = None
     if y_true.dim() != 1 or y_true.shape != y_pred.shape:
         raise WpgdkitError(f"labels and predictions must be two 1-D tensors of one length, got "
                            f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}")
+    for labels in (y_true, y_pred):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise WpgdkitError(f"labels and predictions must be integer tensors, got {labels.dtype}")
+    if num_classes is not None and num_classes < 1:
+        raise WpgdkitError(f"num_classes must be at least 1, got {num_classes}")
     if num_classes is not None and len(y_true):
         low = min(int(y_true.min()), int(y_pred.min()))
         high = max(int(y_true.max()), int(y_pred.max()))
