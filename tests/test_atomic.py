@@ -122,7 +122,7 @@ def test_body_may_remove_temp_file_before_raising(tmp_path):
 
 # --- destinations that cannot be written: one WpgdkitError, nothing left behind ----------
 
-from wpgdkit.atomic import output_file_problem  # noqa: E402
+from wpgdkit.atomic import output_file_problem, output_folder_problem  # noqa: E402
 from wpgdkit.errors import OutputError, WpgdkitError  # noqa: E402
 
 
@@ -170,3 +170,12 @@ def test_library_errors_inside_the_block_pass_through_unchanged(tmp_path):
     with pytest.raises(DataNotFoundError, match="^gone$"):
         with atomic_path(tmp_path / "x.bin"):
             raise DataNotFoundError("gone")
+
+
+def test_output_folder_problem(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    assert output_folder_problem(tmp_path / "folder") is None
+    assert output_folder_problem(tmp_path / "new" / "deeper") is None
+    assert output_folder_problem(tmp_path / "file") == f"{tmp_path / 'file'} is not a folder"
+    assert output_folder_problem(tmp_path / "file" / "sub") == f"{tmp_path / 'file'} is not a folder"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wpgdkit.errors import OutputError, WpgdkitError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "output_file_problem"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "output_file_problem", "output_folder_problem"]
 
 
 def output_file_problem(path: str | os.PathLike[str]) -> str | None:
@@ -24,7 +24,22 @@ def output_file_problem(path: str | os.PathLike[str]) -> str | None:
     final = Path(path)
     if final.is_dir():
         return f"{final} is a folder, not a file"
-    for ancestor in final.parents:
+    return _first_existing_problem(final.parents)
+
+
+def output_folder_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why files cannot be written into the folder ``path``, or None if they can.
+
+    As :func:`output_file_problem`: a file in the way, an ancestor that is a
+    file, or no write permission; a missing folder is fine (it is created).
+    """
+    folder = Path(path)
+    return _first_existing_problem([folder, *folder.parents])
+
+
+def _first_existing_problem(candidates) -> str | None:
+    # The first folder that exists is where the missing ones will be created.
+    for ancestor in candidates:
         if not ancestor.exists():
             continue
         if not ancestor.is_dir():

@@ -84,7 +84,7 @@ def test_datasets_json_lists_the_registry():
 
 from wpgdkit.cli._common import output_file  # noqa: E402
 
-# Options whose value is a folder (checked by the library) or a data file the command reads.
+# Options whose value is a folder: checked by output_folder instead.
 _NOT_OUTPUT_FILES = {("demo", "--out"), ("reproduce", "--out"), ("audit", "--plots")}
 
 
@@ -134,3 +134,11 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, monkeypatch, pa
     assert_one_line_error(result, f"Invalid value for '{option}'")
     assert expected in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "taken"] and not any((tmp_path / "taken").iterdir())
+
+
+def test_every_folder_writing_option_is_checked_up_front():
+    from wpgdkit.cli._common import output_folder
+
+    checked = {(" ".join(path), param.opts[0]) for path, command in _commands() for param in command.params
+               if getattr(param.callback, "__wrapped__", None) is output_folder}
+    assert checked == _NOT_OUTPUT_FILES

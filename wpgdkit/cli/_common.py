@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from wpgdkit.atomic import atomic_write_text, output_file_problem
+from wpgdkit.atomic import atomic_write_text, output_file_problem, output_folder_problem
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.jsonutil import json_value
 from wpgdkit.training.distributed import DEVICE_NAMES
 
-__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName", "output_file"]
+__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName", "output_file", "output_folder"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
 
@@ -102,6 +102,15 @@ def output_file(value: Any) -> Any:
     """
     if value is not None and str(value) != "-":
         problem = output_file_problem(value)
+        if problem is not None:
+            raise typer.BadParameter(problem)
+    return value
+
+
+def output_folder(value: Any) -> Any:
+    """Typer callback of every output-folder option (``--plots``, ``demo``/``reproduce --out``), as :func:`output_file`."""
+    if value is not None:
+        problem = output_folder_problem(value)
         if problem is not None:
             raise typer.BadParameter(problem)
     return value

@@ -13,8 +13,7 @@ from rich.table import Table
 
 from wpgdkit.audit.attacks import list_attacks
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
-from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file
-from wpgdkit.errors import WpgdkitError
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
 
 AttackName = choices("AttackName", list_attacks())
 NormName = choices("AuditNormName", ["linf", "l2"])
@@ -71,7 +70,7 @@ def audit(
     seed: Annotated[int, typer.Option(help="Seed of the attack's random starts (the same for every model).")] = 0,
     bins: Annotated[int, typer.Option(help="Bins of the entropy histograms.")] = 20,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.", callback=output_file)] = None,
-    plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.")] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.", callback=output_folder)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
 ) -> None:
     """Audit trained checkpoints: NE, AE, confusion matrices, accuracy gap G and ρ(G, C), score S (eq. 7).
@@ -83,8 +82,6 @@ def audit(
     from wpgdkit.audit import audit as run_audit
     from wpgdkit.budget import parse_budget, parse_lam
 
-    if plots is not None and plots.exists() and not plots.is_dir():
-        raise WpgdkitError(f"--plots {plots} exists and is not a folder")
     config = AuditConfig(
         checkpoints=tuple(str(c) for c in checkpoints),
         baseline=str(baseline) if baseline else None, reference=str(reference) if reference else None,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json, output_file
+from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json, output_file, output_folder
 from wpgdkit.errors import WpgdkitError
 
 
@@ -83,7 +83,7 @@ def _parse_epsilons(text: str) -> tuple[float, ...]:
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: report.md, boundaries.png, summary.json, toy-metric.csv, checkpoints in runs/.")] = Path("wpgdkit-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: report.md, boundaries.png, summary.json, toy-metric.csv, checkpoints in runs/.", callback=output_folder)] = Path("wpgdkit-demo"),
     eps: Annotated[str, typer.Option(help="ℓ2 budgets, comma-separated: each trains a PGD and a WPGD model and is audited at that ε.")] = "0.2,0.4,0.8",
     p: Annotated[float, typer.Option("--p", help="Power of the metric in WPGD's loss, C^p.")] = 1.0,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs of every model (default 10; 3 with --quick).")] = None,

@@ -60,8 +60,6 @@ def _check_output_path(out: Path | None) -> None:
     # Fail before any work: a wrong extension found after a long build wastes it.
     if out is not None and out.suffix.lower() not in FORMATS:
         raise WpgdkitError(f"--out must end in {', '.join(FORMATS)}; got {out.name}")
-    if out is not None and out.is_dir():
-        raise WpgdkitError(f"--out {out} is a folder")
 
 
 @app.command()

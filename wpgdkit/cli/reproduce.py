@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file
+from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
 from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
 
 ExperimentName = choices("ExperimentName", list_experiments())
@@ -52,7 +52,7 @@ def reproduce(
     steps: Annotated[Optional[int], typer.Option(help="Inner PGD/WPGD steps in training.")] = None,
     eval_steps: Annotated[Optional[int], typer.Option(help="PGD steps of the audit.")] = None,
     metric: Annotated[Optional[Path], typer.Option(help="Label metric (default: the dataset's shipped WordNet one).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints in runs/ (shared, resumed), a report folder per experiment.")] = Path("wpgdkit-results"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints in runs/ (shared, resumed), a report folder per experiment.", callback=output_folder)] = Path("wpgdkit-results"),
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of data subsets, training and attacks.")] = 0,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
