@@ -473,11 +473,6 @@ def random_metric(k: int, *, seed: int = 0, dim: int = 3) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
 
 
-def _entropy(q: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(q > 0, q * np.log(q), 0.0).sum(axis=-1)
-
-
 @register_benchmark("loss", "closed-form Wasserstein loss vs ot.emd2 / ot.sinkhorn2 (POT), CPU float64")
 def bench_loss(config: BenchConfig) -> list[BenchRow]:
     """Closed form ``(C^p)[y] · softmax(z)`` on a batch vs POT on each row.
@@ -492,6 +487,7 @@ def bench_loss(config: BenchConfig) -> list[BenchRow]:
     """
     import ot
 
+    from wpgdkit.labelmetric.ot_check import entropy
     from wpgdkit.losses import wasserstein_loss
 
     ks = (10, 100) if config.quick else (10, 100, 200)
@@ -536,7 +532,7 @@ def bench_loss(config: BenchConfig) -> list[BenchRow]:
                    "ours_times_s": times["ours"], "reference_times_s": times["emd"]},
         ))
         sk_err = relative_error(values["ours"], values["sinkhorn"], scale=scale)
-        gap = float(reg * _entropy(q).mean())
+        gap = float(reg * entropy(q).mean())
         rows.append(BenchRow.timed(
             "loss", case, "closed form", "ot.sinkhorn2 loop", med["ours"], med["sinkhorn"], agreement=sk_err,
             unit="batch",
