@@ -187,7 +187,8 @@ def test_module_holds_powered_cost_as_buffer_and_casts():
     # float64 cost, float32 logits: the loss follows the logits.
     loss = module(hand_logits().float(), torch.tensor([0, 2, 1]))
     assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx((1.25 + 2.25 + 2 / 3) / 3, rel=1e-6)
+    # float32 is the point here: ~a dozen roundings (exp, sums, mean) of u = 6e-8 with no cancellation.
+    assert loss.item() == pytest.approx((1.25 + 2.25 + 2 / 3) / 3, rel=1e-5)
     assert module.float().cost_p.dtype == torch.float32
 
 

@@ -1,15 +1,59 @@
 """wpgdkit: cost-sensitive adversarial robustness with Wasserstein PGD.
 
-The package is a library of plain functions on tensors and arrays with a thin
-command line (``wpgdkit``) on top. Start with :mod:`wpgdkit.labelmetric`
-(label metrics: build, check, compare) and :mod:`wpgdkit.datasets` (the data
-set registry).
+The package is a library of plain functions and small objects with a thin
+command line (``wpgdkit``) on top. The public API, imported lazily so that
+``import wpgdkit`` stays light (no torch until a name that needs it is used)::
+
+    from wpgdkit import LabelMetric, WassersteinLoss, PGD, WPGD, train, audit, load_checkpoint
+
+=====================  ======================================================
+:class:`LabelMetric`   a K×K cost between classes (:mod:`wpgdkit.labelmetric`)
+:class:`WassersteinLoss`  ℓ_W of eq. 5 (:mod:`wpgdkit.losses`)
+:class:`PGD`, :class:`WPGD`, :class:`ThreatModel`  attacks (:mod:`wpgdkit.attacks`)
+:func:`train`          CE, PGD or WPGD training (:mod:`wpgdkit.training`)
+:func:`audit`          NE, AE, accuracy gap, ρ, S (:mod:`wpgdkit.audit`)
+:func:`load_checkpoint`  the typed run record (:mod:`wpgdkit.checkpoint`)
+=====================  ======================================================
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
 
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["WpgdkitError", "__version__"]
+# name -> module that defines it; loaded on first access (PEP 562).
+_LAZY = {
+    "LabelMetric": "wpgdkit.labelmetric.core",
+    "read_metric": "wpgdkit.labelmetric.io",
+    "WassersteinLoss": "wpgdkit.losses",
+    "wasserstein_loss": "wpgdkit.losses",
+    "ThreatModel": "wpgdkit.attacks.threat",
+    "PGD": "wpgdkit.attacks.base",
+    "WPGD": "wpgdkit.attacks.base",
+    "CostTargeted": "wpgdkit.attacks.base",
+    "TrainConfig": "wpgdkit.training.loop",
+    "DataConfig": "wpgdkit.training.data",
+    "train": "wpgdkit.training.loop",
+    "AuditConfig": "wpgdkit.audit.core",
+    "audit": "wpgdkit.audit.core",
+    "Checkpoint": "wpgdkit.checkpoint",
+    "load_checkpoint": "wpgdkit.checkpoint",
+}
+
+__all__ = ["WpgdkitError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'wpgdkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

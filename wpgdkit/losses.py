@@ -126,9 +126,11 @@ class WassersteinLoss(nn.Module):
 
     Parameters
     ----------
-    cost : Tensor of shape (K, K)
-        The label metric ``C`` (non-negative, finite). ``C^p`` is computed once
-        and kept as the buffer ``cost_p`` so ``.to(device)`` moves it.
+    cost : LabelMetric, Tensor or array of shape (K, K)
+        The label metric ``C`` (non-negative, finite); a
+        :class:`~wpgdkit.labelmetric.LabelMetric` gives its matrix. ``C^p`` is
+        computed once and kept as the buffer ``cost_p`` so ``.to(device)``
+        moves it.
     p : float, keyword-only, default=1.0
         Power applied element-wise to ``C`` (> 0).
     lam : float, keyword-only, default=inf
@@ -146,7 +148,8 @@ class WassersteinLoss(nn.Module):
 
     def __init__(self, cost: Tensor, *, p: float = 1.0, lam: float = math.inf, reduction: str = "mean") -> None:
         super().__init__()
-        cost = torch.as_tensor(cost)
+        matrix = getattr(cost, "matrix", cost)  # a LabelMetric, or the matrix itself
+        cost = torch.as_tensor(matrix.copy() if hasattr(matrix, "flags") else matrix)
         if cost.dim() != 2 or cost.shape[0] != cost.shape[1]:
             raise WpgdkitError(f"the cost must be a square (K, K) matrix, got shape {tuple(cost.shape)}")
         if not cost.is_floating_point():

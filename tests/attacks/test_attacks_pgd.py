@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wpgdkit.attacks import PGDConfig, pgd_attack
+from wpgdkit.attacks import ThreatModel, pgd_attack
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.losses import WassersteinLoss, wasserstein_loss
 
@@ -45,8 +45,8 @@ def per_sample_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
         return F.cross_entropy(model(x), y, reduction="none")
 
 
-LINF = PGDConfig(eps=8 / 255, step_size=2 / 255, steps=10)
-L2 = PGDConfig(eps=0.5, step_size=0.1, steps=10, norm="l2")
+LINF = ThreatModel(eps=8 / 255, step_size=2 / 255, steps=10)
+L2 = ThreatModel(eps=0.5, step_size=0.1, steps=10, norm="l2")
 
 
 # --- the threat model ----------------------------------------------------------------------------
@@ -56,7 +56,7 @@ L2 = PGDConfig(eps=0.5, step_size=0.1, steps=10, norm="l2")
 def test_linf_stays_in_ball_and_bounds(channels):
     model = tiny_cnn(channels)
     x, y = image_batch(channels)
-    x_adv = pgd_attack(model, x, y, config=LINF, generator=seeded())
+    x_adv = pgd_attack(model, x, y, threat=LINF, generator=seeded())
     assert (x_adv - x).abs().max().item() <= LINF.eps + 1e-6
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
     assert not x_adv.requires_grad and x_adv.grad_fn is None
@@ -66,7 +66,7 @@ def test_linf_stays_in_ball_and_bounds(channels):
 def test_l2_stays_in_ball_and_bounds():
     model = tiny_cnn(3)
     x, y = image_batch(3)
-    x_adv = pgd_attack(model, x, y, config=L2, generator=seeded())
+    x_adv = pgd_attack(model, x, y, threat=L2, generator=seeded())
     norms = (x_adv - x).flatten(1).norm(dim=1)
     assert norms.max().item() <= L2.eps + 1e-5
     assert norms.min().item() > 0.5 * L2.eps  # it did move
@@ -76,7 +76,7 @@ def test_l2_stays_in_ball_and_bounds():
 def test_float64_inputs_keep_their_dtype():
     model = tiny_cnn().double()
     x, y = image_batch()
-    x_adv = pgd_attack(model, x.double(), y, config=L2, generator=seeded())
+    x_adv = pgd_attack(model, x.double(), y, threat=L2, generator=seeded())
     assert x_adv.dtype == torch.float64
     assert (x_adv - x.double()).flatten(1).norm(dim=1).max().item() <= L2.eps + 1e-12
 
@@ -86,7 +86,7 @@ def test_cross_entropy_increases(config):
     model = tiny_cnn()
     x, y = image_batch(n=64)
     clean = per_sample_ce(model, x, y)
-    attacked = per_sample_ce(model, pgd_attack(model, x, y, config=config, generator=seeded()), y)
+    attacked = per_sample_ce(model, pgd_attack(model, x, y, threat=config, generator=seeded()), y)
     assert attacked.mean() > clean.mean() + 0.5
     assert (attacked > clean).float().mean() > 0.9
 
@@ -97,7 +97,7 @@ def test_wasserstein_loss_increases():
     loss = WassersteinLoss(random_metric(), p=2.5, reduction="none")
     with torch.no_grad():
         clean = loss(model(x), y)
-        attacked = loss(model(pgd_attack(model, x, y, config=LINF, loss_fn=loss, generator=seeded())), y)
+        attacked = loss(model(pgd_attack(model, x, y, threat=LINF, loss_fn=loss, generator=seeded())), y)
     assert attacked.mean() > clean.mean() + 0.5
     assert (attacked >= clean).float().mean() > 0.9
 
@@ -105,20 +105,20 @@ def test_wasserstein_loss_increases():
 def test_no_random_start_is_deterministic_without_generator():
     model = tiny_cnn()
     x, y = image_batch()
-    config = PGDConfig(eps=LINF.eps, step_size=LINF.step_size, steps=3, random_start=False)
+    config = ThreatModel(eps=LINF.eps, step_size=LINF.step_size, steps=3, random_start=False)
     torch.manual_seed(0)
-    first = pgd_attack(model, x, y, config=config)
+    first = pgd_attack(model, x, y, threat=config)
     torch.manual_seed(1)
-    torch.testing.assert_close(pgd_attack(model, x, y, config=config), first, rtol=0, atol=0)
+    torch.testing.assert_close(pgd_attack(model, x, y, threat=config), first, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("config", [LINF, L2], ids=["linf", "l2"])
 def test_reproducible_with_the_same_generator(config):
     model = tiny_cnn()
     x, y = image_batch()
-    first = pgd_attack(model, x, y, config=config, generator=seeded(7))
-    torch.testing.assert_close(pgd_attack(model, x, y, config=config, generator=seeded(7)), first, rtol=0, atol=0)
-    assert not torch.equal(pgd_attack(model, x, y, config=config, generator=seeded(8)), first)
+    first = pgd_attack(model, x, y, threat=config, generator=seeded(7))
+    torch.testing.assert_close(pgd_attack(model, x, y, threat=config, generator=seeded(7)), first, rtol=0, atol=0)
+    assert not torch.equal(pgd_attack(model, x, y, threat=config, generator=seeded(8)), first)
 
 
 def test_random_start_is_uniform_in_the_linf_ball():
@@ -126,8 +126,8 @@ def test_random_start_is_uniform_in_the_linf_ball():
     model = tiny_cnn()
     x = torch.full((256, 1, 8, 8), 0.5)
     y = torch.zeros(256, dtype=torch.long)
-    config = PGDConfig(eps=0.25, step_size=1e-6, steps=1)
-    delta = pgd_attack(model, x, y, config=config, generator=seeded()) - x
+    config = ThreatModel(eps=0.25, step_size=1e-6, steps=1)
+    delta = pgd_attack(model, x, y, threat=config, generator=seeded()) - x
     assert delta.abs().max().item() <= 0.25 + 1e-6
     assert abs(delta.mean().item()) < 0.01
     assert delta.std().item() == pytest.approx(0.25 / math.sqrt(3), rel=0.02)  # std of U(-eps, eps)
@@ -153,7 +153,7 @@ def test_eval_mode_during_attack_and_mode_restored(training):
     model = ModeRecorder().train(training)
     model.frozen.eval()  # a submodule kept in eval inside a training model stays so
     x, y = image_batch()
-    pgd_attack(model, x, y, config=LINF, generator=seeded())
+    pgd_attack(model, x, y, threat=LINF, generator=seeded())
     assert model.seen == [False] * LINF.steps
     assert model.training is training and model.inner.training is training
     assert model.frozen.training is False
@@ -168,7 +168,7 @@ def test_mode_restored_when_the_loss_raises(training):
 
     x, y = image_batch()
     with pytest.raises(RuntimeError, match="boom"):
-        pgd_attack(model, x, y, config=LINF, loss_fn=broken_loss, generator=seeded())
+        pgd_attack(model, x, y, threat=LINF, loss_fn=broken_loss, generator=seeded())
     assert model.seen == [False]
     assert all(m.training is training for m in model.modules())
 
@@ -178,7 +178,7 @@ def test_parameter_gradients_untouched():
     first, *rest = list(model.parameters())
     first.grad = torch.ones_like(first)
     x, y = image_batch()
-    pgd_attack(model, x, y, config=LINF, loss_fn=WassersteinLoss(random_metric(), p=2.5), generator=seeded())
+    pgd_attack(model, x, y, threat=LINF, loss_fn=WassersteinLoss(random_metric(), p=2.5), generator=seeded())
     assert torch.equal(first.grad, torch.ones_like(first))
     assert all(p.grad is None for p in rest)
 
@@ -187,7 +187,7 @@ def test_works_under_no_grad():
     model = tiny_cnn()
     x, y = image_batch()
     with torch.no_grad():
-        x_adv = pgd_attack(model, x, y, config=LINF, generator=seeded())
+        x_adv = pgd_attack(model, x, y, threat=LINF, generator=seeded())
     assert per_sample_ce(model, x_adv, y).mean() > per_sample_ce(model, x, y).mean()
 
 
@@ -200,11 +200,11 @@ def test_uniform_metric_wpgd_is_pgd(channels):
     model = tiny_cnn(channels)
     x, y = image_batch(channels, n=64)
     uniform = torch.ones(K, K) - torch.eye(K)
-    pgd = pgd_attack(model, x, y, config=LINF, generator=seeded(11))
-    wpgd = pgd_attack(model, x, y, config=LINF, loss_fn=WassersteinLoss(uniform, p=1), generator=seeded(11))
+    pgd = pgd_attack(model, x, y, threat=LINF, generator=seeded(11))
+    wpgd = pgd_attack(model, x, y, threat=LINF, loss_fn=WassersteinLoss(uniform, p=1), generator=seeded(11))
     assert (pgd != wpgd).float().mean().item() < 1e-3
     # The comparison has teeth: a cost-sensitive metric does change the examples.
-    other = pgd_attack(model, x, y, config=LINF, loss_fn=WassersteinLoss(random_metric(), p=2.5),
+    other = pgd_attack(model, x, y, threat=LINF, loss_fn=WassersteinLoss(random_metric(), p=2.5),
                        generator=seeded(11))
     assert (pgd != other).float().mean().item() > 0.05
 
@@ -226,8 +226,8 @@ def test_wpgd_l2_step_follows_the_wasserstein_gradient():
     model = linear_model()
     x = torch.tensor([[-1.0, -1.0], [-0.5, -2.0]], dtype=torch.float64)
     y = torch.tensor([0, 0])
-    config = PGDConfig(eps=1.0, step_size=0.1, steps=1, norm="l2", random_start=False, bounds=None)
-    delta = pgd_attack(model, x, y, config=config, loss_fn=WassersteinLoss(CHEAP_EXPENSIVE, p=2)) - x
+    config = ThreatModel(eps=1.0, step_size=0.1, steps=1, norm="l2", random_start=False, bounds=None)
+    delta = pgd_attack(model, x, y, threat=config, loss_fn=WassersteinLoss(CHEAP_EXPENSIVE, p=2)) - x
     # The gradient of (C^2)[y] · softmax(W x), computed here by autograd on a fresh leaf.
     leaf = x.clone().requires_grad_(True)
     wasserstein_loss(leaf @ W.T, y, CHEAP_EXPENSIVE**2, reduction="sum").backward()
@@ -236,7 +236,7 @@ def test_wpgd_l2_step_follows_the_wasserstein_gradient():
     # Towards the expensive class 2 and away from the cheap class 1 (moving mass from
     # class 2 to class 1 would lower the cost), unlike cross-entropy's symmetric (1, 1).
     assert delta[0, 1] > 0 > delta[0, 0]
-    ce_delta = pgd_attack(model, x[:1], y[:1], config=config) - x[:1]
+    ce_delta = pgd_attack(model, x[:1], y[:1], threat=config) - x[:1]
     torch.testing.assert_close(ce_delta[0, 0], ce_delta[0, 1])
 
 
@@ -244,10 +244,10 @@ def test_wpgd_reaches_the_expensive_class():
     model = linear_model()
     x = torch.tensor([[-1.0, -1.0]], dtype=torch.float64)
     y = torch.tensor([0])
-    config = PGDConfig(eps=1.5, step_size=0.3, steps=10, norm="l2", random_start=False, bounds=None)
-    wpgd = pgd_attack(model, x, y, config=config, loss_fn=WassersteinLoss(CHEAP_EXPENSIVE, p=1))
+    config = ThreatModel(eps=1.5, step_size=0.3, steps=10, norm="l2", random_start=False, bounds=None)
+    wpgd = pgd_attack(model, x, y, threat=config, loss_fn=WassersteinLoss(CHEAP_EXPENSIVE, p=1))
     assert model(wpgd).argmax(1).item() == 2
-    pgd = pgd_attack(model, x, y, config=config)
+    pgd = pgd_attack(model, x, y, threat=config)
     cost = WassersteinLoss(CHEAP_EXPENSIVE, p=1)
     with torch.no_grad():
         assert cost(model(wpgd), y) > cost(model(pgd), y) + 1.0
@@ -265,11 +265,11 @@ def test_no_bounds_linf_saturates_at_the_sign_of_the_weights():
         model.bias.zero_()
     x = torch.tensor([[5.0, -3.0], [-4.0, 7.0]], dtype=torch.float64)
     y = torch.tensor([0, 1])
-    config = PGDConfig(eps=0.3, step_size=0.1, steps=5, bounds=None)
-    delta = pgd_attack(model, x, y, config=config, generator=seeded()) - x
+    config = ThreatModel(eps=0.3, step_size=0.1, steps=5, bounds=None)
+    delta = pgd_attack(model, x, y, threat=config, generator=seeded()) - x
     direction = torch.tensor([[-1.5, 5.0], [1.5, -5.0]], dtype=torch.float64)  # w_other − w_y
     torch.testing.assert_close(delta, 0.3 * direction.sign(), rtol=0, atol=1e-12)
-    clamped = pgd_attack(model, x, y, config=PGDConfig(eps=0.3, step_size=0.1, steps=5), generator=seeded())
+    clamped = pgd_attack(model, x, y, threat=ThreatModel(eps=0.3, step_size=0.1, steps=5), generator=seeded())
     assert clamped.min().item() >= 0.0 and clamped.max().item() <= 1.0
 
 
@@ -281,8 +281,8 @@ def test_no_bounds_l2_saturates_along_the_weights():
     x = torch.tensor([[1.5, 1.2]], dtype=torch.float64)
     y = torch.tensor([0])
     # No random start: every step is along the same direction, then cut at eps.
-    config = PGDConfig(eps=0.4, step_size=0.1, steps=8, norm="l2", random_start=False, bounds=None)
-    delta = pgd_attack(model, x, y, config=config, generator=seeded()) - x
+    config = ThreatModel(eps=0.4, step_size=0.1, steps=8, norm="l2", random_start=False, bounds=None)
+    delta = pgd_attack(model, x, y, threat=config, generator=seeded()) - x
     direction = torch.tensor([[-1.5, 5.0]], dtype=torch.float64)
     torch.testing.assert_close(delta, 0.4 * direction / direction.norm(), rtol=1e-9, atol=1e-12)
 
@@ -293,9 +293,9 @@ def test_no_bounds_l2_saturates_along_the_weights():
 def test_per_sample_loss_is_summed():
     model = tiny_cnn()
     x, y = image_batch()
-    per_sample = pgd_attack(model, x, y, config=L2, generator=seeded(),
+    per_sample = pgd_attack(model, x, y, threat=L2, generator=seeded(),
                             loss_fn=lambda z, t: F.cross_entropy(z, t, reduction="none"))
-    torch.testing.assert_close(per_sample, pgd_attack(model, x, y, config=L2, generator=seeded()))
+    torch.testing.assert_close(per_sample, pgd_attack(model, x, y, threat=L2, generator=seeded()))
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_per_sample_loss_is_summed():
 def test_invalid_config(kwargs, match):
     settings = {"eps": 0.1, "step_size": 0.01, "steps": 3} | kwargs
     with pytest.raises(WpgdkitError, match=match) as info:
-        PGDConfig(**settings)
+        ThreatModel(**settings)
     assert "\n" not in str(info.value)
 
 
@@ -325,6 +325,6 @@ def test_invalid_inputs():
     model = tiny_cnn()
     x, y = image_batch()
     with pytest.raises(WpgdkitError, match="floating point"):
-        pgd_attack(model, (x * 255).to(torch.uint8), y, config=LINF)
+        pgd_attack(model, (x * 255).to(torch.uint8), y, threat=LINF)
     with pytest.raises(WpgdkitError, match="labels"):
-        pgd_attack(model, x, y[:-1], config=LINF)
+        pgd_attack(model, x, y[:-1], threat=LINF)

@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 from typer.testing import CliRunner
 
-from wpgdkit.attacks import PGDConfig, pgd_attack
+from wpgdkit.attacks import ThreatModel, pgd_attack
 from wpgdkit.audit import AuditConfig, audit
 from wpgdkit.audit import core as audit_core
 from wpgdkit.cli import app
@@ -52,8 +52,8 @@ def fashion_runs(tmp_path_factory):
 
 
 def _model(path):
-    state = load_checkpoint(path)
-    m = state["model"]
+    # Rebuilt from the file's bytes by hand, independently of the run-record module.
+    m = torch.load(path, weights_only=True)["model"]
     model = create_model(m["name"], num_classes=m["num_classes"], input_shape=tuple(m["input_shape"]),
                          mean=m["mean"], std=m["std"])
     model.load_state_dict(m["state_dict"])
@@ -71,11 +71,11 @@ def _test_points(dataset: str, limit: int | None):
 def _recompute(path, x, y, *, eps, norm, bounds, batch, seed=0, steps=20):
     """Clean and adversarial predictions with the plain library PGD and the documented seeds."""
     model = _model(path)
-    attack = PGDConfig(eps=eps, step_size=2.5 * eps / steps, steps=steps, norm=norm, bounds=bounds)
+    attack = ThreatModel(eps=eps, step_size=2.5 * eps / steps, steps=steps, norm=norm, bounds=bounds)
     clean, adv = [], []
     for b, start in enumerate(range(0, len(x), batch)):
         xb, yb = x[start:start + batch], y[start:start + batch]
-        x_adv = pgd_attack(model, xb, yb, config=attack, generator=torch.Generator().manual_seed(batch_seed(seed, 0, b, 3)))
+        x_adv = pgd_attack(model, xb, yb, threat=attack, generator=torch.Generator().manual_seed(batch_seed(seed, 0, b, 3)))
         with torch.no_grad():
             clean.append(model(xb).argmax(1))
             adv.append(model(x_adv).argmax(1))
@@ -184,13 +184,15 @@ def test_single_model_keys_are_also_at_the_top_level(toy_runs):
 
 def test_each_model_is_attacked_once(toy_runs, monkeypatch):
     calls = []
-    real = audit_core.attack_batch
+    from wpgdkit.attacks.base import Attack
 
-    def counting(model, x, *args, **kwargs):
-        calls.append(id(model))
-        return real(model, x, *args, **kwargs)
+    real = Attack.__call__
 
-    monkeypatch.setattr(audit_core, "attack_batch", counting)
+    def counting(self, x, *args, **kwargs):
+        calls.append(id(self.model))
+        return real(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Attack, "__call__", counting)
     config = AuditConfig(checkpoints=(toy_runs["ce"], toy_runs["pgd"], toy_runs["wpgd"]), baseline=toy_runs["ce"],
                          reference=toy_runs["pgd"], limit=300, batch_size=100)
     audit(config)
@@ -224,10 +226,10 @@ def test_the_metric_attack_reaches_costlier_classes(toy_runs):
 def test_eps_comes_from_the_adversarially_trained_checkpoints(toy_runs, tmp_path):
     other = _train(tmp_path, "toy", "pgd", eps=0.2, epochs=1)
     report = audit(AuditConfig(checkpoints=(toy_runs["ce"], toy_runs["pgd"]), limit=30))
-    assert report.attack.eps == 0.4 and report.attack.norm == "l2"
+    assert report.attack.threat.eps == 0.4 and report.attack.threat.norm == "l2"
     with pytest.raises(Exception, match="different budgets"):
         audit(AuditConfig(checkpoints=(toy_runs["pgd"], other), limit=30))
-    assert audit(AuditConfig(checkpoints=(toy_runs["pgd"], other), limit=30, eps=0.3, norm="l2")).attack.eps == 0.3
+    assert audit(AuditConfig(checkpoints=(toy_runs["pgd"], other), limit=30, eps=0.3, norm="l2")).attack.threat.eps == 0.3
 
 
 def test_model_without_mistakes_has_no_severity(toy_runs):

@@ -10,7 +10,8 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from wpgdkit.audit import AttackConfig, AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit
+from wpgdkit.attacks import AttackConfig, ThreatModel
+from wpgdkit.audit import AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit
 from wpgdkit.audit.plots import plot_file_stems, safe_file_stem, write_audit_plots
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
@@ -125,7 +126,7 @@ def synthetic_report(k: int, n: int = 400, seed: int = 0) -> AuditReport:
                        confusion_natural=confusion_matrix(y, natural, k),
                        confusion_adversarial=confusion_matrix(y, adversarial, k), predictions=pred)
     return AuditReport(config=AuditConfig(checkpoints=("run:1/wpgd.pt",), bins=10),
-                       attack=AttackConfig(eps=0.5, norm="l2", steps=5), dataset="synthetic",
+                       attack=AttackConfig("pgd", ThreatModel(eps=0.5, norm="l2", steps=5)), dataset="synthetic",
                        classes=tuple(f"class number {i}" for i in range(k)), labels=y, metric=None,
                        metric_origin=None, models=[model])
 

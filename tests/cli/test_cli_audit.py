@@ -140,17 +140,19 @@ def test_baseline_on_other_classes_is_refused(runs, assert_one_line_error):
 def test_metric_of_the_wrong_size_is_refused(runs, tmp_path, assert_one_line_error):
     metric = write_metric(LabelMetric(("a", "b", "c", "d"), 1.0 - torch.eye(4).double().numpy()), tmp_path / "m.csv")
     result = runner.invoke(app, ["audit", runs["pgd"], "--metric", str(metric)])
-    assert_one_line_error(result, "4 classes", "not the checkpoints' 3")
+    assert_one_line_error(result, "4 classes", "not the 3 classes")
     good = write_metric(PAPER_TOY_METRIC, tmp_path / "toy.csv")
     assert runner.invoke(app, ["audit", runs["pgd"], "--metric", str(good), "--limit", "10", "-q"]).exit_code == 0
 
 
 def test_checkpoints_of_different_datasets_are_refused(runs, tmp_path, assert_one_line_error):
-    from wpgdkit.training import load_checkpoint, save_checkpoint
+    import dataclasses
+
+    from wpgdkit.checkpoint import load_checkpoint
 
     state = load_checkpoint(runs["pgd"])
-    state["data"] = {**state["data"], "dataset": "mnist"}
-    other = save_checkpoint(state, tmp_path / "mnist.pt")
+    state.settings = dataclasses.replace(state.settings, data=dataclasses.replace(state.data, dataset="mnist"))
+    other = state.save(tmp_path / "mnist.pt")
     assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], str(other)]), "trained on mnist")
 
 
@@ -158,3 +160,72 @@ def test_plots_path_that_is_a_file_is_refused_before_any_work(runs, tmp_path, as
     target = tmp_path / "plots"
     target.write_text("")
     assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], "--plots", str(target)]), "not a folder")
+
+
+# --- progress in a log file, Ctrl-C, --threads ------------------------------------------------
+
+
+def test_progress_off_a_terminal_is_plain_batch_lines(runs, monkeypatch):
+    import wpgdkit.cli._progress
+
+    monkeypatch.setattr(wpgdkit.cli._progress, "INTERVAL_S", 0.0)  # a line after every batch
+    result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "30", "--batch-size", "10"])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("attacking pgd: batch 1/3 (33%), eta ")
+    assert lines[2] == "attacking pgd: batch 3/3 (100%), eta 0s"
+    assert "\x1b[" not in result.stderr
+
+
+def test_ctrl_c_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch):
+    import wpgdkit.audit
+
+    def interrupted(config, progress=None):
+        progress.start_model("pgd", 3)
+        progress.advance()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wpgdkit.audit, "audit", interrupted)
+    out, plots = tmp_path / "a.json", tmp_path / "plots"
+    result = runner.invoke(app, ["audit", runs["pgd"], "--json", str(out), "--plots", str(plots)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr == "wpgdkit: interrupted; nothing was written\n"
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_drawing_says_the_plots_may_be_partial(runs, tmp_path, monkeypatch):
+    import wpgdkit.audit.plots
+
+    def interrupted(report, folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wpgdkit.audit.plots, "write_audit_plots", interrupted)
+    out, plots = tmp_path / "a.json", tmp_path / "plots"
+    result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "10", "--quiet", "--json", str(out),
+                                 "--plots", str(plots)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr == f"wpgdkit: interrupted; {plots}/ may hold only some of the plots; the JSON was not written\n"
+    assert not out.exists()
+
+
+def test_threads_reach_the_audit(runs, monkeypatch):
+    import wpgdkit.audit
+
+    real, seen = wpgdkit.audit.audit, []
+
+    def recording(config, progress=None):
+        seen.append(torch.get_num_threads())
+        return real(config, progress=progress)
+
+    monkeypatch.setattr(wpgdkit.audit, "audit", recording)
+    before = torch.get_num_threads()
+    result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "10", "--threads", "3", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert seen == [3] and torch.get_num_threads() == before
+
+
+def test_zero_threads_is_one_line(runs, tmp_path, assert_one_line_error):
+    out = tmp_path / "a.json"
+    assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], "--threads", "0", "--json", str(out)]),
+                          "threads", "at least 1")
+    assert not out.exists()

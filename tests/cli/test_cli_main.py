@@ -142,3 +142,22 @@ def test_every_folder_writing_option_is_checked_up_front():
     checked = {(" ".join(path), param.opts[0]) for path, command in _commands() for param in command.params
                if getattr(param.callback, "__wrapped__", None) is output_folder}
     assert checked == _NOT_OUTPUT_FILES
+
+
+# --- user-provided text is printed literally ------------------------------------------------------
+
+
+def test_datasets_table_prints_names_and_descriptions_literally(monkeypatch):
+    import wpgdkit.datasets as datasets
+    from wpgdkit.datasets import DatasetSpec
+
+    odd = DatasetSpec(name="[bold]odd[/bold]", classes=("a", "b"), input_shape=(2,), input_range=None,
+                      description="made by [/red] with\x1b[2J", how_to_get="-", loader=lambda *a, **k: None)
+    monkeypatch.setattr(datasets, "list_datasets", lambda: [odd.name])
+    monkeypatch.setattr(datasets, "get_dataset", lambda name: odd)
+    result = runner.invoke(app, ["datasets"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert "[bold]odd[/bold]" in result.stdout
+    assert "made by [/red] with\\x1b[2J" in result.stdout and "\x1b" not in result.stdout
+    payload = json.loads(runner.invoke(app, ["datasets", "--json", "-"]).stdout)
+    assert payload == {"datasets": [odd.to_dict()]}

@@ -260,3 +260,100 @@ def test_check_p_must_be_positive(tmp_path, assert_one_line_error):
 
 def test_missing_file(assert_one_line_error):
     assert_one_line_error(invoke("metric", "show", "/nonexistent/metric.csv"), "not found")
+
+
+# --- class names are printed as written (Rich markup and control characters) ------------------
+
+WIDE = {"COLUMNS": "250"}  # no wrapping: the long lines stay whole
+
+# "[critical]" and "[healthy]" look like Rich style tags, "[/bold]" like a closing tag (MarkupError),
+# and the fourth name carries an ANSI colour sequence: ESC [ 3 1 m.
+ODD_NAMES = ("[critical]", "[healthy]", "[/bold]", "esc\x1b[31mred")
+# C[crit, heal] = 10 > C[crit, bold] + C[bold, heal] = 1 + 1, by 8 (through "esc...": 2 + 2, by 6).
+ODD_MATRIX = [[0, 10, 1, 2], [10, 0, 1, 2], [1, 1, 0, 2], [2, 2, 2, 0]]
+ESC_SHOWN = "esc\\x1b[31mred"  # the ESC written as its escape, the rest as it is
+
+
+def _odd_metric(tmp_path):
+    path = tmp_path / "odd.csv"
+    write_metric(LabelMetric(ODD_NAMES, ODD_MATRIX), path)
+    return path
+
+
+def test_check_prints_bracketed_class_names_literally(tmp_path):
+    result = runner.invoke(app, ["metric", "check", str(_odd_metric(tmp_path)), "--samples", "50",
+                                 "--sinkhorn-samples", "0"], env=WIDE)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert ("worst C[[critical], [healthy]] exceeds C[[critical], [/bold]] + C[[/bold], [healthy]] by 8"
+            in result.stdout)
+    assert "violated by 4 ordered triples" in result.stdout  # (crit, heal) and (heal, crit), through two classes each
+    assert "\x1b" not in result.stdout
+
+
+def test_show_prints_bracketed_and_control_character_names_literally(tmp_path):
+    path = _odd_metric(tmp_path)
+    result = runner.invoke(app, ["metric", "show", str(path), "--top", "1"], env=WIDE)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "\x1b" not in result.stdout  # nothing reaches the terminal as a control sequence
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:4]]
+            for line in result.stdout.splitlines() if line.startswith("│")}
+    # Row i: nearest and farthest by C[i, j]; ties keep label order.
+    assert rows["[critical]"] == ["[/bold] (1)", "[healthy] (10)"]
+    assert rows["[healthy]"] == ["[/bold] (1)", "[critical] (10)"]
+    assert rows["[/bold]"] == ["[critical] (1)", f"{ESC_SHOWN} (2)"]
+    assert rows[ESC_SHOWN] == ["[critical] (2)", "[/bold] (2)"]
+    assert "C[[critical], [healthy]] exceeds" in result.stdout
+    assert f"{path}" in result.stdout
+
+
+def test_show_json_keeps_the_names_unchanged(tmp_path):
+    result = runner.invoke(app, ["metric", "show", str(_odd_metric(tmp_path)), "--json", "-", "--top", "1"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["classes"] == list(ODD_NAMES)
+    assert data["structure"]["worst_triangle_violation"] == {"i": "[critical]", "j": "[healthy]", "k": "[/bold]",
+                                                             "excess": 8.0}
+
+
+def test_show_prints_a_bracketed_path_and_rebuild_command(tmp_path):
+    folder = tmp_path / "[red]x[/red]"
+    path = folder / "m.json"
+    out = invoke("metric", "build", "--dataset", "toy", "--source", "uniform", "--out", path, "-q")
+    assert out.exit_code == 0, out.stderr
+    result = runner.invoke(app, ["metric", "show", str(path)], env=WIDE)
+    assert result.exit_code == 0, result.stderr
+    assert f"{path}: 3 classes, source uniform, dataset toy" in result.stdout
+    assert "rebuild: wpgdkit metric build --dataset toy --source uniform" in result.stdout
+
+
+def test_build_summary_prints_a_bracketed_output_path(tmp_path):
+    out = tmp_path / "[bold]" / "m.csv"
+    result = runner.invoke(app, ["metric", "build", "--dataset", "toy", "--source", "uniform", "--out", str(out)],
+                           env=WIDE)
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out}: 3 classes, uniform, entries 1..1" in result.stderr
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", ["0", "-1"])
+def test_build_threads_must_be_at_least_one(tmp_path, threads, assert_one_line_error):
+    out = tmp_path / "m.csv"
+    result = invoke("metric", "build", "--dataset", "toy", "--source", "linear", "--limit", "60", "--threads", threads,
+                    "--out", out)
+    assert_one_line_error(result, f"threads must be a whole number of at least 1, got {threads}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_linear_with_threads_gives_the_same_metric_and_restores_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    default = read_metric_from_cli("toy", "--source", "linear", "--limit", "60")
+    threaded = read_metric_from_cli("toy", "--source", "linear", "--limit", "60", "--threads", "2")
+    assert torch.get_num_threads() == before
+    assert threaded.classes == default.classes == ("0", "1", "2")
+    np.testing.assert_allclose(threaded.matrix, default.matrix, rtol=1e-6)

@@ -18,6 +18,10 @@ def test_reproduce_prints_the_report_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Confidence of CE and PGD models" in result.stdout
     assert "report:" in result.stderr and (out / "entropy" / "report.md").is_file()
+    # Each training and audit is numbered (the library does not say how many there will be).
+    phases = [line for line in result.stderr.splitlines() if line.startswith(("training", "audit"))]
+    assert phases[0].startswith("training model 1: toy-mlp-ce") and phases[0].endswith(" (1 epoch)"), phases
+    assert phases[1].startswith("training model 2: toy-mlp-pgd") and phases[-1].startswith("audit 1: ")
     assert json.loads((tmp_path / "r.json").read_text())["experiment"] == "entropy"
 
 
@@ -66,3 +70,42 @@ def test_data_dir_reaches_training_and_the_audit_and_is_recorded(tmp_path, cifar
     assert any(c.startswith("wpgdkit train") for c in commands) and any(c.startswith("wpgdkit audit") for c in commands)
     assert all(f"--data-dir {cifar10_dir}" in c for c in commands)
     assert f"--data-dir {cifar10_dir}" in (out / "entropy" / "report.md").read_text()
+
+
+def _interrupt_training(monkeypatch, seen=None):
+    import torch
+
+    import wpgdkit.training
+
+    def interrupted(config, progress=None):
+        if seen is not None:
+            seen.append(torch.get_num_threads())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wpgdkit.training, "train", interrupted)
+
+
+def test_ctrl_c_is_one_line_after_the_progress_and_says_how_to_resume(tmp_path, monkeypatch):
+    _interrupt_training(monkeypatch)
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["reproduce", "entropy", *SMALL, "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    phase, line = result.stderr.splitlines()
+    assert phase.startswith("training model 1: toy-mlp-ce")
+    assert line == f"wpgdkit: interrupted; finished checkpoints in {out / 'runs'} are kept and the same command resumes"
+    assert "Traceback" not in result.output and result.stdout == ""
+    assert not list(out.rglob("*.pt")) and not list(out.rglob("*.tmp"))
+
+
+def test_threads_reach_the_library_and_zero_is_one_line(tmp_path, monkeypatch, assert_one_line_error):
+    import torch
+
+    seen: list[int] = []
+    _interrupt_training(monkeypatch, seen)
+    before = torch.get_num_threads()
+    result = runner.invoke(app, ["reproduce", "entropy", *SMALL, "--threads", "2", "--quiet",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 130 and seen == [2] and torch.get_num_threads() == before
+    assert_one_line_error(runner.invoke(app, ["reproduce", "entropy", *SMALL, "--threads", "0",
+                                              "--out", str(tmp_path / "z")]), "threads", "at least 1")
+    assert not (tmp_path / "z").exists() and seen == [2]

@@ -210,3 +210,15 @@ def test_items_are_float_tensor_and_int():
     x, y = load_split("toy", "train")[0]
     assert x.dtype == torch.float32 and x.shape == (2,)
     assert type(y) is int
+
+
+def test_to_dict_is_the_spec_as_json_types():
+    spec = get_dataset("cifar10")
+    data = spec.to_dict()
+    assert list(data) == ["name", "num_classes", "classes", "input_shape", "synsets", "description", "how_to_get"]
+    assert data["name"] == "cifar10" and data["num_classes"] == 10
+    assert data["classes"][:3] == ["airplane", "automobile", "bird"] and isinstance(data["classes"], list)
+    assert data["input_shape"] == [3, 32, 32]
+    assert data["synsets"][3] == "cat.n.01" and len(data["synsets"]) == 10
+    assert (data["description"], data["how_to_get"]) == (spec.description, spec.how_to_get)
+    assert _squares_spec().to_dict()["synsets"] is None  # no shipped mapping

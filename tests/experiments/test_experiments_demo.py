@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from wpgdkit.experiments import demo as dm
 from wpgdkit.experiments.demo import QUICK, DemoConfig, demo_config, run_demo
 from wpgdkit.labelmetric import read_metric
 from wpgdkit.labelmetric.shipped import PAPER_TOY_METRIC
+from wpgdkit.training import load_checkpoint
 
 # A few seconds: one ε, few points and epochs, short attacks, a coarse grid.
 SMALL = dict(epsilons=(0.8,), epochs=2, limit=150, test_limit=90, steps=2, eval_steps=3, resolution=40,
@@ -175,15 +177,23 @@ def test_an_interrupted_demo_resumes_and_other_settings_retrain(tmp_path):
     config = DemoConfig(out=str(tmp_path / "out"), **{**SMALL, "epochs": 2})
     with pytest.raises(KeyboardInterrupt):
         run_demo(config, progress=_Recorder(fail_after_epoch=1))
-    ce = tmp_path / "out" / "runs" / f"{dm._run_name(config, 'ce', None)}.pt"
-    assert torch.load(ce, weights_only=True)["epoch"] == 1
+    ce = dm.run_path(config, "ce")
+    assert ce.parent == tmp_path / "out" / "runs" and load_checkpoint(ce).epoch == 1
     resumed = run_demo(config)
     assert resumed.status["ce"] == "resumed" and resumed.status["pgd-eps0.8"] == "trained"
-    assert torch.load(ce, weights_only=True)["epoch"] == 2
-    # Same file name, another learning rate: trained again from scratch, its log too.
-    other = run_demo(DemoConfig(out=config.out, **{**SMALL, "epochs": 2, "lr": 0.05}))
+    assert load_checkpoint(ce).epoch == 2
+    # Another learning rate: another run, in its own file, trained from scratch; the first is left alone.
+    other_config = DemoConfig(out=config.out, **{**SMALL, "epochs": 2, "lr": 0.05})
+    other = run_demo(other_config)
     assert set(other.status.values()) == {"trained"}
-    log = ce.with_name(ce.stem + ".log.jsonl").read_text().splitlines()
+    assert dm.run_path(other_config, "ce") != ce and load_checkpoint(ce).settings.optimizer.lr == SMALL.get("lr", 0.1)
+    # A file of other settings placed under the run's name is trained over (force), never reused; its log too.
+    shutil.copy(ce, dm.run_path(other_config, "ce"))
+    again = run_demo(other_config)
+    assert again.status["ce"] == "trained" and again.status["pgd-eps0.8"] == "reused"
+    moved = dm.run_path(other_config, "ce")
+    assert load_checkpoint(moved).settings.optimizer.lr == 0.05
+    log = moved.with_name(moved.stem + ".log.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [1, 2]
 
 

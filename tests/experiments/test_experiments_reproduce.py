@@ -73,8 +73,9 @@ def test_imbalance_curves_have_one_point_per_epoch_and_the_ratio_is_applied(resu
     from wpgdkit.training import load_checkpoint
 
     out, _ = results
-    state = load_checkpoint(out / "runs" / "toy-mlp-ce-c0-2-imb0.3-e1-n240.pt")
-    assert state["data"]["imbalance"] == 0.3 and state["data"]["classes"] == ["0", "2"]
+    (path,) = (out / "runs").glob("toy-mlp-ce-c0-2-imb0.3-e1-n240-s0-*.pt")
+    state = load_checkpoint(path)
+    assert state.data.imbalance == 0.3 and state.data.classes == ("0", "2")
 
 
 def test_entropy_results(results):

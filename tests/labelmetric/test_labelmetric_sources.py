@@ -389,3 +389,67 @@ def test_read_synset_map_errors(tmp_path, text, exc, pattern):
 def test_read_synset_map_missing_file(tmp_path):
     with pytest.raises(DataNotFoundError, match="synset map"):
         read_synset_map(tmp_path / "missing.csv")
+
+
+# --- threads, splits and normalisations ----------------------------------------------------------
+
+
+def _recording_source(monkeypatch, seen: list) -> str:
+    """The uniform source, wrapped to record torch's thread count while it builds."""
+    import torch
+
+    import wpgdkit.labelmetric.sources as sources
+
+    uniform = get_source("uniform")
+
+    def build(config):
+        seen.append(torch.get_num_threads())
+        return uniform.build(config)
+
+    wrapped = dataclasses.replace(uniform, build=build)
+    monkeypatch.setattr(sources, "get_source", lambda name: wrapped if name == "uniform" else get_source(name))
+    return "uniform"
+
+
+def test_threads_are_set_while_the_source_builds_and_restored_after(monkeypatch):
+    import torch
+
+    seen: list[int] = []
+    source = _recording_source(monkeypatch, seen)
+    before = torch.get_num_threads()
+    target = 3 if before != 3 else 2
+    metric = build_metric(BuildConfig(source=source, dataset="toy", threads=target))
+    build_metric(BuildConfig(source=source, dataset="toy"))
+    assert seen == [target, before]  # None leaves torch's setting alone
+    assert torch.get_num_threads() == before
+    np.testing.assert_array_equal(metric.matrix, 1 - np.eye(3))
+
+
+def test_threads_are_not_part_of_the_rebuild_command():
+    metric = build_metric(BuildConfig(source="uniform", dataset="toy", threads=2))
+    assert metric.provenance.command == "wpgdkit metric build --dataset toy --source uniform"
+    assert "threads" not in metric.provenance.parameters
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_threads_refused_before_building(monkeypatch, threads):
+    seen: list[int] = []
+    source = _recording_source(monkeypatch, seen)
+    with pytest.raises(WpgdkitError, match=r"threads must be a whole number of at least 1"):
+        build_metric(BuildConfig(source=source, dataset="toy", threads=threads))
+    assert seen == []
+
+
+def test_unknown_split_lists_the_dataset_splits():
+    with pytest.raises(UnknownNameError, match=r"unknown split 'val'; choose one of: train, test"):
+        build_metric(BuildConfig(source="boundary", checkpoint="model.pt", split="val"))
+
+
+def test_normalizations_constant_is_what_normalized_accepts():
+    from wpgdkit.labelmetric import NORMALIZATIONS
+
+    metric = LabelMetric(("a", "b", "c"), [[0, 2, 4], [2, 0, 2], [4, 2, 0]])
+    assert NORMALIZATIONS == ("none", "max")
+    assert [metric.normalized(mode).matrix[0, 1] for mode in NORMALIZATIONS] == [2.0, 0.5]
+    with pytest.raises(UnknownNameError, match="unknown normalisation 'sum'; choose one of: max, none"):
+        metric.normalized("sum")

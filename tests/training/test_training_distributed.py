@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.training.distributed import DEVICE_NAMES, resolve_device
+from wpgdkit.device import DEVICE_NAMES, resolve_device
 
 
 def test_device_names_are_the_cli_choices():

@@ -5,9 +5,12 @@ training (paper, eq. 2) by a few ascent steps on the loss, each followed by a
 projection onto the ε-ball around the clean input. WPGD (paper, Def. 6, eq. 6)
 is the same loop maximising the Wasserstein loss ℓ_W instead of cross-entropy::
 
-    x_adv = pgd_attack(model, x, y, config=config)                           # PGD
-    x_adv = pgd_attack(model, x, y, config=config,
+    x_adv = pgd_attack(model, x, y, threat=threat)                           # PGD
+    x_adv = pgd_attack(model, x, y, threat=threat,
                        loss_fn=WassersteinLoss(cost, p=2.5))                  # WPGD
+
+This module is the bare loop; :mod:`wpgdkit.attacks.base` wraps it in attack
+objects (``PGD(model, eps=8/255)(x, y)``) with restarts and best iterates.
 
 The loop follows the usual shape (as torchattacks' ``PGD``): gradient with
 respect to the input only, sign (ℓ∞) or normalised (ℓ2) step, projection,
@@ -16,70 +19,23 @@ clamp to the data range, detach.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wpgdkit.attacks.threat import ThreatModel
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["NORMS", "LossFn", "PGDConfig", "eval_mode", "pgd_attack"]
-
-NORMS = ("linf", "l2")
+__all__ = ["LossFn", "eval_mode", "pgd_attack", "summed_cross_entropy"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 """``(logits (N, K), target (N,)) -> loss`` to maximise, a scalar or per-sample (N,)."""
 
-
-@dataclass(frozen=True)
-class PGDConfig:
-    """Settings of a PGD attack.
-
-    Attributes
-    ----------
-    eps : float
-        Radius of the perturbation ball (> 0).
-    step_size : float
-        Length of each step (> 0): per pixel for ℓ∞, in ℓ2 norm for ℓ2.
-    steps : int
-        Number of ascent steps (≥ 1).
-    norm : {"linf", "l2"}, default="linf"
-    random_start : bool, default=True
-        Start from a uniform point of the ball instead of the clean input.
-    bounds : (float, float) or None, default=(0.0, 1.0)
-        Range the adversarial input is clamped to; None for no clamp (toy
-        data that is not an image).
-
-    Raises
-    ------
-    WpgdkitError
-        If a value is out of range.
-    """
-
-    eps: float
-    step_size: float
-    steps: int
-    norm: str = "linf"
-    random_start: bool = True
-    bounds: tuple[float, float] | None = (0.0, 1.0)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise WpgdkitError(f"eps must be a positive finite number, got {self.eps}")
-        if not (math.isfinite(self.step_size) and self.step_size > 0):
-            raise WpgdkitError(f"step_size must be a positive finite number, got {self.step_size}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise WpgdkitError(f"steps must be an integer of at least 1, got {self.steps!r}")
-        if self.norm not in NORMS:
-            raise WpgdkitError(f"unknown norm {self.norm!r}; choose one of: {', '.join(NORMS)}")
-        if self.bounds is not None:
-            low, high = self.bounds
-            if not low < high:
-                raise WpgdkitError(f"bounds must be (low, high) with low < high, got {self.bounds}")
+# Per point: is the iterate a success, and its loss. Used to keep the best iterate.
+IterateCallback = Callable[[Tensor, Tensor, Tensor], None]
 
 
 def pgd_attack(
@@ -87,9 +43,10 @@ def pgd_attack(
     x: Tensor,
     y: Tensor,
     *,
-    config: PGDConfig,
+    threat: ThreatModel,
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
+    on_iterate: IterateCallback | None = None,
 ) -> Tensor:
     """Adversarial examples maximising ``loss_fn`` in the ε-ball around ``x`` (eq. 2 / eq. 6).
 
@@ -100,10 +57,12 @@ def pgd_attack(
         every module's previous mode is restored afterwards, also on error.
         Parameter gradients (``p.grad``) are left untouched.
     x : Tensor of shape (N, ...), floating point
-        Clean inputs, inside ``config.bounds``.
+        Clean inputs, inside ``threat.bounds``.
     y : Tensor of shape (N,), int64
         True classes.
-    config : PGDConfig, keyword-only
+    threat : ThreatModel, keyword-only
+        The ball, the step and the number of steps; ``threat.restarts`` is
+        not used here (see :class:`wpgdkit.attacks.PGD`).
     loss_fn : callable, keyword-only, optional
         ``(logits, y) -> loss`` to maximise, scalar or per-sample; per-sample
         losses are summed. Default: cross-entropy summed over the batch, so
@@ -114,11 +73,17 @@ def pgd_attack(
     generator : torch.Generator, keyword-only, optional
         Drives the random start (numbers are drawn on its device, then moved
         to ``x``'s); None uses the global RNG.
+    on_iterate : callable, keyword-only, optional
+        Called as ``on_iterate(x_t, logits_t, loss_t)`` for every iterate
+        ``x_t`` (the start, each step's result), with the model's logits there
+        and the per-sample loss (N,), all detached. The attack objects keep
+        each point's best iterate with it; it costs one extra forward pass,
+        for the last iterate.
 
     Returns
     -------
     x_adv : Tensor of the shape, dtype and device of ``x``
-        Detached; ``‖x_adv − x‖ ≤ eps`` in the configured norm, inside bounds.
+        Detached; ``‖x_adv − x‖ ≤ eps`` in the threat's norm, inside bounds.
 
     Raises
     ------
@@ -128,15 +93,20 @@ def pgd_attack(
     _check_inputs(x, y)
     x0 = x.detach()
     y = y.detach()
-    loss_fn = loss_fn if loss_fn is not None else _summed_cross_entropy
+    loss_fn = loss_fn if loss_fn is not None else summed_cross_entropy
     with eval_mode(model), torch.enable_grad():
-        x_adv = _random_start(x0, config, generator) if config.random_start else x0.clone()
-        for _ in range(config.steps):
-            x_adv = _step(model, x0, x_adv, y, config, loss_fn)
+        x_adv = _random_start(x0, threat, generator) if threat.random_start else x0.clone()
+        for _ in range(threat.steps):
+            x_adv = _step(model, x0, x_adv, y, threat, loss_fn, on_iterate)
+        if on_iterate is not None:
+            with torch.no_grad():
+                logits = model(x_adv)
+                on_iterate(x_adv, logits, _per_sample(loss_fn(logits, y), len(y)))
     return x_adv
 
 
-def _summed_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+def summed_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy summed over the batch: PGD's default objective."""
     return F.cross_entropy(logits, target, reduction="sum")
 
 
@@ -161,15 +131,21 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             module.train(mode)
 
 
-def _random_start(x0: Tensor, config: PGDConfig, generator: torch.Generator | None) -> Tensor:
+def _per_sample(loss: Tensor, n: int) -> Tensor:
+    if loss.shape != (n,):
+        raise WpgdkitError(f"keeping the best iterate needs a per-sample loss of shape ({n},), got {tuple(loss.shape)}")
+    return loss.detach()
+
+
+def _random_start(x0: Tensor, threat: ThreatModel, generator: torch.Generator | None) -> Tensor:
     """A uniform point of the ε-ball around ``x0``, clamped to the bounds."""
     device = generator.device if generator is not None else x0.device
-    if config.norm == "linf":
+    if threat.norm == "linf":
         noise = torch.rand(x0.shape, generator=generator, device=device, dtype=x0.dtype)
-        delta = (2 * noise - 1) * config.eps
+        delta = (2 * noise - 1) * threat.eps
     else:
-        delta = _uniform_l2_ball(x0, config.eps, generator, device)
-    return _clamp(x0 + delta.to(x0.device), config.bounds)
+        delta = _uniform_l2_ball(x0, threat.eps, generator, device)
+    return _clamp(x0 + delta.to(x0.device), threat.bounds)
 
 
 def _uniform_l2_ball(x0: Tensor, eps: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -181,22 +157,26 @@ def _uniform_l2_ball(x0: Tensor, eps: float, generator: torch.Generator | None, 
     return (direction * radius).view_as(x0)
 
 
-def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, config: PGDConfig, loss_fn: LossFn) -> Tensor:
+def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: ThreatModel, loss_fn: LossFn,
+          on_iterate: IterateCallback | None) -> Tensor:
     """One ascent step, projected onto the ball and clamped; returns a detached tensor."""
     x_adv = x_adv.detach().requires_grad_(True)
-    loss = loss_fn(model(x_adv), y)
+    logits = model(x_adv)
+    loss = loss_fn(logits, y)
+    if on_iterate is not None:
+        on_iterate(x_adv.detach(), logits.detach(), _per_sample(loss, len(y)))
     if loss.dim() > 0:
         loss = loss.sum()
     # Gradient with respect to the input only: parameters' .grad stay as they were.
     (grad,) = torch.autograd.grad(loss, x_adv)
     with torch.no_grad():
-        if config.norm == "linf":
-            x_new = x_adv + config.step_size * grad.sign()
-            x_new = torch.minimum(torch.maximum(x_new, x0 - config.eps), x0 + config.eps)
+        if threat.norm == "linf":
+            x_new = x_adv + threat.step * grad.sign()
+            x_new = torch.minimum(torch.maximum(x_new, x0 - threat.eps), x0 + threat.eps)
         else:
-            x_new = x_adv + config.step_size * _unit_l2(grad)
-            x_new = x0 + _project_l2(x_new - x0, config.eps)
-        return _clamp(x_new, config.bounds).detach()
+            x_new = x_adv + threat.step * _unit_l2(grad)
+            x_new = x0 + _project_l2(x_new - x0, threat.eps)
+        return _clamp(x_new, threat.bounds).detach()
 
 
 def _unit_l2(grad: Tensor) -> Tensor:

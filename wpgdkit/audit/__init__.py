@@ -1,13 +1,15 @@
 """Audits of trained models: where robustness costs accuracy, and how costly the adversary's mistakes are.
 
 The measures are plain functions on tensors (:mod:`wpgdkit.audit.scores`);
-:func:`audit` runs them over checkpoints with one adversary
-(:mod:`wpgdkit.audit.attacks`).
+:func:`audit` runs them over checkpoints with one adversary from
+:mod:`wpgdkit.attacks`.
 """
 
 from __future__ import annotations
 
-from wpgdkit.audit.attacks import AttackConfig, attack_batch, costliest_classes, get_attack, list_attacks
+import sys
+import types
+
 from wpgdkit.audit.core import AUDIT_SCHEMA, AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit
 from wpgdkit.audit.scores import (
     SCORE_NORMALIZATIONS,
@@ -24,22 +26,33 @@ from wpgdkit.audit.scores import (
 __all__ = [
     "AUDIT_SCHEMA",
     "SCORE_NORMALIZATIONS",
-    "AttackConfig",
     "AuditConfig",
     "AuditReport",
     "ModelAudit",
     "ModelPredictions",
     "accuracy_gap",
-    "attack_batch",
     "audit",
     "confusion_matrix",
-    "costliest_classes",
     "entropy_histogram",
     "error_rate",
     "gap_correlation",
-    "get_attack",
-    "list_attacks",
     "mistake_severity",
     "prediction_entropy",
     "weighted_score",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``wpgdkit.audit`` is this package and, called, the :func:`audit` function.
+
+    ``from wpgdkit import audit`` must give the function, but once this
+    subpackage is imported Python binds ``wpgdkit.audit`` to the package; a
+    callable package makes both spellings work: ``audit(config)`` and
+    ``audit.confusion_matrix(...)``.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

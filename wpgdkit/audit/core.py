@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from wpgdkit import __version__
-from wpgdkit.audit.attacks import AttackConfig, attack_batch, get_attack
+from wpgdkit.attacks import AttackConfig, ThreatModel
 from wpgdkit.audit.scores import (
     SCORE_NORMALIZATIONS,
     accuracy_gap,
@@ -32,7 +31,8 @@ from wpgdkit.audit.scores import (
     prediction_entropy,
     weighted_score,
 )
-from wpgdkit.errors import MetricFormatError, WpgdkitError
+from wpgdkit.checkpoint import Checkpoint
+from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.compare import Correlation
 from wpgdkit.labelmetric.core import LabelMetric
 
@@ -63,8 +63,12 @@ class AuditConfig:
     eps, norm, step_size : optional
         The budget; default the ε and norm the (adversarially trained)
         checkpoints were trained with.
-    steps, restarts, attack_p, attack_lam
-        See :class:`~wpgdkit.audit.attacks.AttackConfig`.
+    eps_text : str or None
+        ε as the user wrote it (``"8/255"``), for display.
+    steps, restarts
+        See :class:`~wpgdkit.attacks.ThreatModel`.
+    attack_p, attack_lam
+        p and λ of the ``wpgd`` attack (:class:`~wpgdkit.attacks.AttackConfig`).
     score_normalize : {"true", "all", "none"}
         Normalisation of S (:func:`~wpgdkit.audit.scores.weighted_score`).
     split : {"test", "train"}
@@ -88,6 +92,7 @@ class AuditConfig:
     eps: float | None = None
     norm: str | None = None
     step_size: float | None = None
+    eps_text: str | None = None
     steps: int = 20
     restarts: int = 1
     attack_p: float = 1.0
@@ -176,6 +181,27 @@ class AuditReport:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def top_flips(self, model: ModelAudit, top: int = 5) -> list[dict[str, Any]]:
+        """The adversary's most frequent directions for ``model`` (paper, Fig. 11), most frequent first.
+
+        Returns
+        -------
+        flips : list of dict
+            Up to ``top`` ordered pairs with a positive rate: ``from``, ``to``
+            (class names), ``rate`` (share of the true class's points sent
+            there) and ``cost`` (C[from, to], or None without a metric). Ties
+            keep label order.
+        """
+        counts = model.confusion_adversarial.double()
+        rates = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
+        rates.fill_diagonal_(0.0)
+        k = self.num_classes
+        order = sorted(((float(rates[i, j]), i, j) for i in range(k) for j in range(k) if rates[i, j] > 0),
+                       key=lambda t: -t[0])[:top]
+        cost = self.metric.matrix if self.metric is not None else None
+        return [{"from": self.classes[i], "to": self.classes[j], "rate": rate,
+                 "cost": float(cost[i, j]) if cost is not None else None} for rate, i, j in order]
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document (schema ``wpgdkit-audit/1``, documented in the README)."""
         models = [_model_dict(self, m) for m in self.models]
@@ -261,14 +287,13 @@ def _directional(rates: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]
 class _Loaded:
     path: str
     name: str
-    payload: dict[str, Any]
+    checkpoint: Checkpoint
 
 
 def _load(path: str) -> _Loaded:
-    from wpgdkit.training.checkpoint import load_checkpoint
+    from wpgdkit.checkpoint import load_checkpoint
 
-    payload = load_checkpoint(path)
-    return _Loaded(path=str(path), name=Path(path).stem, payload=payload)
+    return _Loaded(path=str(path), name=Path(path).stem, checkpoint=load_checkpoint(path))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -279,12 +304,12 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _check_compatible(first: _Loaded, other: _Loaded, role: str) -> None:
-    a, b = first.payload["data"], other.payload["data"]
-    if a["dataset"] != b["dataset"]:
-        raise WpgdkitError(f"{role} {other.path} was trained on {b['dataset']}, but {first.path} on {a['dataset']}")
-    if list(a["classes"]) != list(b["classes"]):
+    a, b = first.checkpoint.data, other.checkpoint.data
+    if a.dataset != b.dataset:
+        raise WpgdkitError(f"{role} {other.path} was trained on {b.dataset}, but {first.path} on {a.dataset}")
+    if a.classes != b.classes:
         raise WpgdkitError(f"{role} {other.path} was trained on other classes than {first.path} "
-                           f"({', '.join(b['classes'][:4])}, ... vs {', '.join(a['classes'][:4])}, ...)")
+                           f"({', '.join(b.classes[:4])}, ... vs {', '.join(a.classes[:4])}, ...)")
 
 
 def _unique_names(loaded: list[_Loaded]) -> None:
@@ -297,65 +322,44 @@ def _unique_names(loaded: list[_Loaded]) -> None:
 
 
 def _resolve_metric(config: AuditConfig, loaded: list[_Loaded]) -> tuple[LabelMetric | None, str | None]:
+    """The metric: ``config.metric``, else the first checkpoint's, else the dataset's shipped one; over the run's classes."""
     from wpgdkit.datasets import get_dataset
     from wpgdkit.labelmetric import read_metric, validate_metric
-    from wpgdkit.labelmetric.core import Provenance
+    from wpgdkit.labelmetric.align import align_metric, shipped_metric_file
+    from wpgdkit.resources import metrics_dir
 
-    data = loaded[0].payload["data"]
-    classes = tuple(data["classes"])
+    data = loaded[0].checkpoint.data
     if config.metric is not None:
         metric, origin = read_metric(config.metric), str(config.metric)
     else:
-        carried = next((item for item in loaded if item.payload.get("metric")), None)
+        carried = next((item for item in loaded if item.checkpoint.metric is not None), None)
         if carried is not None:
-            section = carried.payload["metric"]
-            metric = LabelMetric(tuple(section["classes"]), np.asarray(section["matrix"], dtype=np.float64),
-                                 Provenance.from_dict(section.get("provenance") or {"source": "checkpoint"}))
-            origin = f"checkpoint {carried.path}"
+            metric, origin = carried.checkpoint.metric, f"checkpoint {carried.path}"
         else:
-            metric, origin = _shipped_metric(data["dataset"])
-            if metric is None:
+            file = shipped_metric_file(data.dataset)
+            if file is None:
                 return None, None
+            metric, origin = read_metric(file), f"shipped {file.relative_to(metrics_dir())}"
     validate_metric(metric, allow_asymmetric=True)
-    if metric.classes == classes:
-        return metric, origin
-    full = get_dataset(data["dataset"]).classes
-    if metric.classes == full:
-        return metric.subset(list(classes)), origin
-    raise MetricFormatError(
-        f"the metric from {origin} is over {len(metric.classes)} classes ({', '.join(metric.classes[:4])}, ...), "
-        f"not the checkpoints' {len(classes)} ({', '.join(classes[:4])}, ...)"
-    )
-
-
-def _shipped_metric(dataset: str) -> tuple[LabelMetric | None, str | None]:
-    from wpgdkit.labelmetric.shipped import load_shipped_metric, read_manifest
-
-    shipped = {entry["file"] for entry in read_manifest()["metrics"]}
-    for file in (f"{dataset}-wordnet.csv", f"{dataset}-linear.csv", f"{dataset}-paper.csv"):
-        if file in shipped:
-            return load_shipped_metric(file), f"shipped {file}"
-    return None, None
+    return align_metric(metric, data.classes, get_dataset(data.dataset).classes, origin=f"the metric from {origin}"), origin
 
 
 def _attack_config(config: AuditConfig, loaded: list[_Loaded]) -> AttackConfig:
-    """The budget from the flags, else from the adversarially trained checkpoints."""
-    trained = [item for item in loaded if item.payload["method"] != "ce"] or loaded
+    """The budget from the parameters, else from the adversarially trained checkpoints."""
+    trained = [item for item in loaded if item.checkpoint.method != "ce"] or loaded
     eps, norm = config.eps, config.norm
     if eps is None or norm is None:
-        budgets = {(float(item.payload["attack"]["eps"]), item.payload["attack"]["norm"]) for item in trained}
+        budgets = {(item.checkpoint.threat.eps, item.checkpoint.threat.norm) for item in trained}
         if len(budgets) > 1:
             listed = ", ".join(f"{n} ε={e:g}" for e, n in sorted(budgets))
-            raise WpgdkitError(f"the checkpoints were trained with different budgets ({listed}); pass --eps and --norm")
+            raise WpgdkitError(f"the checkpoints were trained with different budgets ({listed}); give eps and norm")
         (train_eps, train_norm), = budgets
         eps = train_eps if eps is None else eps
         norm = train_norm if norm is None else norm
-    input_range = loaded[0].payload["data"].get("input_range")
-    return AttackConfig(
-        name=config.attack, eps=eps, norm=norm, steps=config.steps, step_size=config.step_size,
-        restarts=config.restarts, p=config.attack_p, lam=config.attack_lam,
-        bounds=tuple(input_range) if input_range is not None else None,
-    )
+    threat = ThreatModel(eps=eps, step_size=config.step_size, steps=config.steps, norm=norm, restarts=config.restarts,
+                         bounds=loaded[0].checkpoint.data.input_range,
+                         eps_text=config.eps_text if config.eps is not None else None)
+    return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam)
 
 
 def _validate(config: AuditConfig) -> None:
@@ -365,32 +369,34 @@ def _validate(config: AuditConfig) -> None:
         raise WpgdkitError(f"unknown score normalisation {config.score_normalize!r}; "
                            f"choose one of: {', '.join(SCORE_NORMALIZATIONS)}")
     if config.batch_size < 1:
-        raise WpgdkitError(f"--batch-size must be at least 1, got {config.batch_size}")
+        raise WpgdkitError(f"batch_size must be at least 1, got {config.batch_size}")
     if config.limit is not None and config.limit < 1:
-        raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
+        raise WpgdkitError(f"limit must be at least 1, got {config.limit}")
     if config.bins < 1:
-        raise WpgdkitError(f"--bins must be at least 1, got {config.bins}")
+        raise WpgdkitError(f"bins must be at least 1, got {config.bins}")
+    from wpgdkit.attacks import get_attack
+
     get_attack(config.attack)
 
 
 # --- running --------------------------------------------------------------------------
 
 
-def _predict(model, x: Tensor, y: Tensor, attack: AttackConfig | None, cost: Tensor | None, *, batch_size: int,
-             seed: int, device: torch.device, progress: AuditProgress | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int, device: torch.device,
+             progress: AuditProgress | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Clean and adversarial predictions and entropies over all points, batch by batch."""
     from wpgdkit.training.data import batch_seed
 
     outputs: list[list[Tensor]] = [[], [], [], []]
-    cost_device = cost.to(device) if cost is not None else None
     for index, start in enumerate(range(0, len(x), batch_size)):
         xb = x[start:start + batch_size].to(device)
         yb = y[start:start + batch_size].to(device)
         with torch.no_grad():
             clean = model(xb)
         if attack is not None:
-            seeds = [batch_seed(seed, restart, index, 3) for restart in range(attack.restarts)]
-            x_adv = attack_batch(model, xb, yb, config=attack, cost=cost_device, seeds=seeds)
+            # Restart r of batch b starts from a seed of (seed, r, b): every model faces the same starts.
+            seeds = [batch_seed(seed, restart, index, 3) for restart in range(attack.threat.restarts)]
+            x_adv = attack(xb, yb, seeds=seeds)
             with torch.no_grad():
                 adv = model(x_adv)
         else:
@@ -425,9 +431,9 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
         For unreadable checkpoints, checkpoints of different datasets or
         classes, a metric over other classes, or bad settings.
     """
-    from wpgdkit.training.checkpoint import model_from_checkpoint
+    from wpgdkit.attacks import create_attack
+    from wpgdkit.device import resolve_device
     from wpgdkit.training.data import load_eval_split
-    from wpgdkit.training.distributed import resolve_device
 
     _validate(config)
     loaded = [_load(path) for path in config.checkpoints]
@@ -447,17 +453,14 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
         extra[role] = match
     attack = _attack_config(config, loaded)
     metric, origin = _resolve_metric(config, loaded)
-    spec = get_attack(attack.name)
-    if spec.needs_metric and metric is None:
-        raise WpgdkitError(f"--attack {attack.name} needs a label metric; pass --metric")
-    if spec.check is not None:
-        spec.check(attack)
+    if attack.entry.needs_metric and metric is None:
+        raise WpgdkitError(f"the {attack.name} attack needs a label metric and none was found; give one (metric)")
+    attack.check()
     device = resolve_device(config.device)
-    data = first.payload["data"]
-    classes = tuple(data["classes"])
-    x, y = load_eval_split(data["dataset"], data["class_indices"], split=config.split, data_dir=config.data_dir,
-                           limit=config.limit, seed=int(data.get("seed", 0)))
-    cost = torch.tensor(metric.matrix, dtype=torch.float32) if metric is not None else None
+    data = first.checkpoint.data
+    classes = data.classes
+    x, y = load_eval_split(data.dataset, data.class_indices, split=config.split, data_dir=config.data_dir,
+                           limit=config.limit, seed=data.seed)
     cost64 = torch.tensor(metric.matrix, dtype=torch.float64) if metric is not None else None
     k = len(classes)
 
@@ -471,15 +474,16 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
     predictions: dict[int, ModelPredictions] = {}
     n_batches = math.ceil(len(x) / config.batch_size)
     for item, attacked in jobs:
-        model = model_from_checkpoint(item.payload, device=device, name=item.path)
+        model = item.checkpoint.build_model(device)
+        adversary = create_attack(attack, model, metric=metric) if attacked else None
         if progress is not None:
             progress.start_model(item.name, n_batches)
-        outs = _predict(model, x, y, attack if attacked else None, cost, batch_size=config.batch_size,
-                        seed=config.seed, device=device, progress=progress)
+        outs = _predict(model, x, y, adversary, batch_size=config.batch_size, seed=config.seed, device=device,
+                        progress=progress)
         predictions[id(item)] = ModelPredictions(*outs)
         del model
 
-    report = AuditReport(config=config, attack=attack, dataset=data["dataset"], classes=classes, labels=y,
+    report = AuditReport(config=config, attack=attack, dataset=data.dataset, classes=classes, labels=y,
                          metric=metric, metric_origin=origin,
                          baseline=extra["baseline"].path if "baseline" in extra else None,
                          reference=extra["reference"].path if "reference" in extra else None)
@@ -499,12 +503,12 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
 
 def _measure(item: _Loaded, pred: ModelPredictions, y: Tensor, k: int, cost: Tensor | None,
              baseline_rates: Tensor | None, report: AuditReport, config: AuditConfig) -> ModelAudit:
-    payload = item.payload
-    method = payload["method"]
+    run = item.checkpoint.settings
+    method = run.method
     m = ModelAudit(
         name=item.name, checkpoint=item.path, method=method,
-        p=float(payload["p"]) if method == "wpgd" else None,
-        train_eps=float(payload["attack"]["eps"]) if method != "ce" else None,
+        p=run.p if method == "wpgd" else None,
+        train_eps=run.threat.eps if method != "ce" else None,
         natural_error=error_rate(y, pred.natural), adversarial_error=error_rate(y, pred.adversarial),
         confusion_natural=confusion_matrix(y, pred.natural, k),
         confusion_adversarial=confusion_matrix(y, pred.adversarial, k),

@@ -35,18 +35,13 @@ import numpy as np
 from wpgdkit.audit.core import AuditReport, ModelAudit
 from wpgdkit.audit.scores import confusion_matrix, entropy_histogram
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.labelmetric.plot import (
-    agg_pyplot,
-    draw_heatmap,
-    heatmap_size,
-    plot_heatmap,
-    save_figure,
-)
+from wpgdkit.figures import PLOT_SUFFIXES, agg_pyplot, save_figure
+from wpgdkit.labelmetric.plot import draw_heatmap, heatmap_size, plot_heatmap
 
 __all__ = ["write_audit_plots", "PLOT_FORMATS", "safe_file_stem", "plot_file_stems"]
 
 #: The formats :func:`write_audit_plots` can write.
-PLOT_FORMATS = ("png", "pdf", "svg")
+PLOT_FORMATS = tuple(suffix.lstrip(".") for suffix in PLOT_SUFFIXES)
 
 #: Cells carry their values up to this many classes.
 ANNOTATE_MAX_CLASSES = 12
@@ -94,10 +89,10 @@ def _prepare_folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def _attack_text(report: AuditReport) -> str:
-    a = report.attack
-    text = f"{a.name} {a.norm} ε={a.eps:g}, {a.steps} steps"
-    if a.restarts > 1:
-        text += f", {a.restarts} restarts"
+    a, t = report.attack, report.attack.threat
+    text = f"{a.name} {t.norm} ε={t.eps_label}, {t.steps} steps"
+    if t.restarts > 1:
+        text += f", {t.restarts} restarts"
     return text
 
 

@@ -20,7 +20,7 @@ from wpgdkit.cli.demo import demo
 from wpgdkit.cli.reproduce import reproduce
 from wpgdkit.cli.models import models
 from wpgdkit.cli.train import train
-from wpgdkit.cli._common import OneLineErrorGroup, stdout, write_json, output_file
+from wpgdkit.cli._common import OneLineErrorGroup, safe, stdout, write_json, output_file
 
 app = typer.Typer(
     name="wpgdkit",
@@ -62,23 +62,15 @@ def datasets(
 
     specs = [get_dataset(name) for name in list_datasets()]
     if json_out is not None:
-        write_json(
-            {"datasets": [
-                {"name": s.name, "num_classes": s.num_classes, "classes": list(s.classes),
-                 "input_shape": list(s.input_shape), "synsets": list(s.synsets) if s.synsets else None,
-                 "description": s.description, "how_to_get": s.how_to_get}
-                for s in specs
-            ]},
-            json_out,
-        )
+        write_json({"datasets": [s.to_dict() for s in specs]}, json_out)
         if json_out == "-":
             return
     table = Table()
     for col in ("name", "classes", "input", "WordNet", "description"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.name, str(s.num_classes), "×".join(map(str, s.input_shape)),
-                      "yes" if s.synsets else "-", s.description)
+        table.add_row(safe(s.name), str(s.num_classes), "×".join(map(str, s.input_shape)),
+                      "yes" if s.synsets else "-", safe(s.description))
     stdout.print(table)
 
 

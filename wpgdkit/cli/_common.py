@@ -1,23 +1,23 @@
-"""What every command shares: consoles, the one-line error policy, JSON output."""
+"""What every command shares: consoles, the one-line error policy, JSON output, safe printing."""
 
 from __future__ import annotations
 
 import enum
-import json
+import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
-from wpgdkit.atomic import atomic_write_text, output_file_problem, output_folder_problem
+from wpgdkit.atomic import output_file_problem, output_folder_problem
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.jsonutil import json_value
-from wpgdkit.training.distributed import DEVICE_NAMES
+from wpgdkit.jsonutil import write_json
+from wpgdkit.device import DEVICE_NAMES
 
-__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "write_json", "split_list", "choices", "DeviceName", "output_file", "output_folder"]
+__all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "safe", "write_json", "split_list", "choices", "DeviceName", "output_file", "output_folder"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
 
@@ -33,13 +33,56 @@ _CLICK_EXCEPTION = _click_class("ClickException")
 # Raised when a group is called with no arguments: that is a request for help, not an error.
 _NO_ARGS_IS_HELP = getattr(sys.modules[_USAGE_ERROR.__module__], "NoArgsIsHelpError", ())
 
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=False)
+# emoji=False: a class called ":dog:" is printed as written, not as a picture.
+stdout = Console(highlight=False, soft_wrap=False, emoji=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=False, emoji=False)
+
+# C0 controls (ESC among them), DEL and the C1 controls: a terminal acts on them instead of showing them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with every control character written as its escape, ``"\\x1b"`` for ESC."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def safe(text: Any) -> str:
+    """``text`` as a string that Rich prints literally: markup escaped, control characters made visible.
+
+    Every user-provided string printed through Rich (class names, paths,
+    provenance, commands; Table cells and titles are markup too) goes through
+    this, so ``"[critical]"`` stays on screen, ``"[/bold]"`` raises no
+    MarkupError and an ESC in a file cannot drive the terminal. Control
+    characters become their Python escapes (``"\\x1b"``, ``"\\n"``, ``"\\t"``).
+
+    Parameters
+    ----------
+    text : any
+        Converted with ``str`` first (a Path, a number).
+
+    Returns
+    -------
+    str
+    """
+    return escape(_visible(str(text)))
+
+
+# Library parameters that are also flags: the library speaks of ``batch_size``, the
+# command line of ``--batch-size``.
+_PARAMETERS = ("eps", "step_size", "steps", "restarts", "attack_p", "attack_lam", "p", "lam", "epochs", "batch_size",
+               "lr", "momentum", "weight_decay", "eval_steps", "workers", "threads", "limit", "test_limit", "bins",
+               "metric", "resume", "force", "out", "seed", "val_fraction", "imbalance", "norm")
+_PARAMETER_PATTERN = re.compile(r"(^|; |\()(" + "|".join(sorted(_PARAMETERS, key=len, reverse=True)) + r")(?= must\b|\))")
+
+
+def as_flags(message: str) -> str:
+    """A library message with its parameter names as the CLI's flags: ``steps must ...`` -> ``--steps must ...``."""
+    return _PARAMETER_PATTERN.sub(lambda m: m.group(1) + "--" + m.group(2).replace("_", "-"), message)
 
 
 def fail(message: str) -> None:
     """Print ``wpgdkit: error: message`` as one line on stderr and exit 2."""
-    line = " ".join(str(message).split())  # one line, whatever the message held
+    line = _visible(" ".join(str(message).split()))  # one line, whatever the message held
     typer.echo(f"wpgdkit: error: {line}", err=True)
     sys.exit(EXIT_USAGE)
 
@@ -68,7 +111,7 @@ class OneLineErrorGroup(TyperGroup):
             typer.echo("Aborted.", err=True)
             sys.exit(1)
         except WpgdkitError as exc:
-            fail(str(exc))
+            fail(as_flags(str(exc)))
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -114,12 +157,3 @@ def output_folder(value: Any) -> Any:
         if problem is not None:
             raise typer.BadParameter(problem)
     return value
-
-
-def write_json(payload: dict[str, Any], destination: str) -> None:
-    """Write ``payload`` to a file (atomically) or to stdout for ``-``."""
-    text = json.dumps(json_value(payload), indent=2, allow_nan=False) + "\n"
-    if destination == "-":
-        typer.echo(text, nl=False)
-    else:
-        atomic_write_text(Path(destination), text)

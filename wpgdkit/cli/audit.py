@@ -4,48 +4,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.console import Console
 from rich.table import Table
 
-from wpgdkit.audit.attacks import list_attacks
+from wpgdkit.attacks import NORMS, list_attacks
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
+from wpgdkit.cli._progress import RichAuditProgress, interruptible
 
 AttackName = choices("AttackName", list_attacks())
-NormName = choices("AuditNormName", ["linf", "l2"])
+NormName = choices("AuditNormName", list(NORMS))
 ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
 SplitName = choices("AuditSplitName", ["test", "train"])
-
-
-class RichAuditProgress:
-    """One progress bar per model on stderr, started with the first model."""
-
-    def __init__(self) -> None:
-        self.bar = Progress(TextColumn("attacking {task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("batches"), TimeElapsedColumn(), console=stderr, transient=True)
-        self.task = None
-
-    def __enter__(self) -> RichAuditProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.task is not None:
-            self.bar.stop()
-
-    def start_model(self, name: str, batches: int) -> None:
-        # Started lazily: an error found while loading stays the single line on stderr.
-        if self.task is None:
-            self.bar.start()
-        else:
-            self.bar.remove_task(self.task)
-        self.task = self.bar.add_task("audit", total=batches, model=name)
-
-    def advance(self) -> None:
-        self.bar.update(self.task, advance=1)
 
 
 def audit(
@@ -69,6 +42,7 @@ def audit(
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of the attack's random starts (the same for every model).")] = 0,
     bins: Annotated[int, typer.Option(help="Bins of the entropy histograms.")] = 20,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.", callback=output_folder)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
@@ -81,26 +55,31 @@ def audit(
     from wpgdkit.audit import AuditConfig
     from wpgdkit.audit import audit as run_audit
     from wpgdkit.budget import parse_budget, parse_lam
+    from wpgdkit.device import torch_threads
 
     config = AuditConfig(
         checkpoints=tuple(str(c) for c in checkpoints),
         baseline=str(baseline) if baseline else None, reference=str(reference) if reference else None,
         metric=str(metric) if metric else None, attack=attack.value,
-        eps=parse_budget(eps, name="--eps") if eps is not None else None, norm=norm.value if norm else None,
+        eps=parse_budget(eps, name="--eps") if eps is not None else None, eps_text=eps, norm=norm.value if norm else None,
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
         steps=steps, restarts=restarts, attack_p=attack_p, attack_lam=parse_lam(attack_lam, name="--attack-lam"),
         score_normalize=score_normalize.value, split=split.value, limit=limit,
         data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, device=device.value, seed=seed, bins=bins,
     )
-    if quiet:
-        report = run_audit(config)
-    else:
-        with RichAuditProgress() as progress:
-            report = run_audit(config, progress=progress)
+    # Ctrl-C: the outputs are written only after the audit (the JSON atomically), so nothing is half-written then.
+    with interruptible(lambda: "nothing was written"), torch_threads(threads):
+        if quiet:
+            report = run_audit(config)
+        else:
+            with RichAuditProgress() as progress:
+                report = run_audit(config, progress=progress)
     if plots is not None:
         from wpgdkit.audit.plots import write_audit_plots
 
-        write_audit_plots(report, plots)
+        partial = f"{plots}/ may hold only some of the plots" + ("" if json_out in (None, "-") else "; the JSON was not written")
+        with interruptible(lambda: partial):
+            write_audit_plots(report, plots)
     if json_out is not None:
         write_json(report.to_dict(), json_out)
     if not quiet:
@@ -115,12 +94,13 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def _render(report, console) -> None:
-    a = report.attack
-    eps_text = f"{a.eps * 255:g}/255" if a.bounds == (0.0, 1.0) else f"{a.eps:g}"
+    from rich.markup import escape
+
+    a, t = report.attack, report.attack.threat
     console.print(
-        f"[bold]{report.dataset}[/bold] {report.config.split}: {len(report.labels)} points, {report.num_classes} classes; "
-        f"attack {a.name} {a.norm} ε={eps_text}, {a.steps} steps, {a.restarts} restart(s); "
-        f"metric: {report.metric_origin or 'none'}"
+        f"[bold]{escape(report.dataset)}[/bold] {report.config.split}: {len(report.labels)} points, "
+        f"{report.num_classes} classes; attack {a.name} {t.norm} ε={escape(t.eps_label)}, {t.steps} steps, "
+        f"{t.restarts} restart(s); metric: {escape(report.metric_origin or 'none')}"
     )
     table = Table(title="audit" if len(report.models) == 1 else "comparison")
     for col in ("model", "method", "NE %", "AE %", "ρ Pearson/Spearman", "S", "S − S_ref", "severity adv",
@@ -130,7 +110,7 @@ def _render(report, console) -> None:
         method = m.method + (f" p={m.p:g}" if m.p is not None else "")
         rho = m.correlation
         table.add_row(
-            m.name, method, _fmt(m.natural_error), _fmt(m.adversarial_error),
+            escape(m.name), method, _fmt(m.natural_error), _fmt(m.adversarial_error),
             f"{_fmt(rho.pearson if rho else None, '+.3f')} / {_fmt(rho.spearman if rho else None, '+.3f')}",
             _fmt(m.score, ".4f"), _fmt(m.score_delta, "+.4f"), _fmt(m.severity_adversarial, ".3f"),
             f"{float(m.predictions.natural_entropy.mean()):.3f} / {float(m.predictions.adversarial_entropy.mean()):.3f}",
@@ -153,19 +133,14 @@ def _render(report, console) -> None:
 
 
 def _render_flips(report, m, console, top: int = 5) -> None:
-    """The adversary's most frequent directions (paper, Fig. 11)."""
-    from wpgdkit.audit.scores import confusion_matrix
+    """The adversary's most frequent directions (paper, Fig. 11), as the audit counted them."""
+    from rich.markup import escape
 
-    rates = confusion_matrix(report.labels, m.predictions.adversarial, report.num_classes, normalize="true")
-    rates.fill_diagonal_(0.0)
-    flat = rates.flatten()
-    order = flat.argsort(descending=True)[:top]
-    pairs = [(int(i) // report.num_classes, int(i) % report.num_classes) for i in order if flat[i] > 0]
-    if not pairs:
+    flips = report.top_flips(m, top)
+    if not flips:
         return
-    cost = report.metric.matrix if report.metric is not None else None
     text = ", ".join(
-        f"{report.classes[i]}→{report.classes[j]} {rates[i, j]:.0%}" + (f" (c={cost[i, j]:g})" if cost is not None else "")
-        for i, j in pairs
+        f"{escape(f['from'])}→{escape(f['to'])} {f['rate']:.0%}" + (f" (c={f['cost']:g})" if f["cost"] is not None else "")
+        for f in flips
     )
-    console.print(f"{m.name}: most frequent adversarial flips: {text}")
+    console.print(f"{escape(m.name)}: most frequent adversarial flips: {text}")

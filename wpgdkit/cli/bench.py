@@ -1,4 +1,4 @@
-"""``wpgdkit bench``: micro-benchmarks on this machine (closed-form loss, WPGD step, torchattacks, WordNet)."""
+"""``wpgdkit bench``: the benchmarks of :mod:`wpgdkit.bench` on this machine; names and help from its registry."""
 
 from __future__ import annotations
 
@@ -10,39 +10,46 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from wpgdkit.bench import BenchConfig, BenchReport, get_benchmark, list_benchmarks, run_benchmarks
+from wpgdkit.bench import BenchConfig, BenchReport, default_benchmarks, get_benchmark, list_benchmarks, run_benchmarks
 from wpgdkit.cli._common import DeviceName, split_list, stderr, stdout, write_json, output_file
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["bench", "format_seconds", "render_report"]
+__all__ = ["bench", "format_seconds", "render_report", "benchmarks_help"]
 
-_NAMES_HELP = ", ".join(list_benchmarks())
+
+def _names_help() -> str:
+    slow = [name for name in list_benchmarks() if name not in default_benchmarks()]
+    text = ", ".join(list_benchmarks())
+    return text + (f" ({', '.join(slow)}: slow, run only by name)" if slow else "")
+
+
+def benchmarks_help() -> str:
+    """One line per registered benchmark: its name and description, the slow ones marked."""
+    lines = []
+    for name in list_benchmarks():
+        entry = get_benchmark(name)
+        mark = "" if entry.default else f" Slow, not in the default set: --only {name}."
+        lines.append(escape(f"{name}: {entry.description}.{mark}"))
+    return "\n".join(lines)
 
 
 def bench(
     only: Annotated[
         Optional[list[str]],
-        typer.Option("--only", metavar="NAME[,NAME]", help=f"Run only these benchmarks (comma-separated or repeated): {_NAMES_HELP}."),
+        typer.Option("--only", metavar="NAME[,NAME]", help=f"Run only these benchmarks (comma-separated or repeated): {_names_help()}. Default: {', '.join(default_benchmarks())}."),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Timed calls per measurement; the median is reported.")] = 5,
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 1,
     device: Annotated[DeviceName, typer.Option(help="Where the attacks run; auto picks CUDA when available (loss and WordNet run on the CPU).")] = DeviceName("auto"),
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run of a few seconds, not numbers to quote.")] = False,
-    batch: Annotated[int, typer.Option(help="Batch of the loss, of the small CNN and of the torchattacks comparison.")] = 128,
+    batch: Annotated[int, typer.Option(help="Batch of the loss, the small CNN's attack step, the torchattacks comparison, the audit and the training loop.")] = 128,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice); 1 steadies timings on a shared machine.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random metrics, inputs, models and samples.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random metrics, inputs, models, samples and training runs.")] = 0,
+    data_dir: Annotated[Optional[str], typer.Option(help="Where Fashion-MNIST is (torchattacks, audit, train-loop); default the usual places.")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
 ) -> None:
-    """Time the toolkit on this machine: median of several repeats after a warm-up.
-
-    loss: the closed-form Wasserstein loss vs ot.emd2 and ot.sinkhorn2 (POT) for K = 10, 100, 200.
-    attack-step: WPGD vs PGD time per step on small-cnn and wrn-16-10.
-    torchattacks: the toolkit's PGD vs torchattacks.PGD, time and adversarial accuracy (skipped when not installed).
-    wordnet: the WordNet metric build for 200 and 1,000 classes vs NLTK (skipped without WordNet).
-
-    Example: wpgdkit bench --only loss,wordnet --json bench.json. ratio is reference / ours: above 1, ours is faster.
-    """
+    # The docstring (the --help text) is written below from the registry.
     names = None
     if only:
         try:
@@ -52,7 +59,7 @@ def bench(
         for name in names:
             get_benchmark(name)  # an unknown name fails here, listing the valid ones
     config = BenchConfig(repeats=repeats, warmup=warmup, device=device.value, quick=quick, seed=seed, batch=batch,
-                         threads=threads)
+                         threads=threads, data_dir=data_dir)
     config.torch_device()  # --device cuda without a GPU fails before anything runs
     if quiet:
         report = run_benchmarks(config, names)
@@ -66,6 +73,16 @@ def bench(
         write_json(report.to_dict(), json_out)
     if not quiet:
         render_report(report, stderr if json_out == "-" else stdout)  # stdout carries only the JSON then
+
+
+bench.__doc__ = f"""Time the toolkit on this machine: median of several repeats after a warm-up.
+
+{benchmarks_help()}
+
+Without --only, the default set runs: {', '.join(default_benchmarks())}. --quick: small sizes, a smoke run.
+
+Example: wpgdkit bench --only loss,wordnet --json bench.json. ratio is reference / ours: above 1, ours is faster.
+"""
 
 
 def format_seconds(value: float | None) -> str:

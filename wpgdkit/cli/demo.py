@@ -4,73 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from wpgdkit.cli._common import DeviceName, stderr, stdout, write_json, output_file, output_folder
+from wpgdkit.cli._progress import RichDemoProgress
 from wpgdkit.errors import WpgdkitError
-
-
-
-class RichDemoProgress:
-    """Two bars on stderr: the demo's steps, and the batches of the current training or audit.
-
-    Each finished step leaves one line above the bars. The display starts
-    with the first step, so a bad flag stays the single line on stderr.
-    """
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-            TimeElapsedColumn(), console=stderr, transient=True,
-        )
-        self.overall = None
-        self.detail = None
-
-    def __enter__(self) -> RichDemoProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.overall is not None:
-            self.bar.stop()
-
-    def begin(self, steps: int) -> None:
-        self.bar.start()
-        self.overall = self.bar.add_task("demo", total=steps, unit="steps")
-
-    def step(self, description: str) -> None:
-        self.bar.update(self.overall, description=f"demo: {description}")
-        self._clear_detail()
-
-    def done(self, message: str) -> None:
-        self._clear_detail()
-        self.bar.console.print(f"  {message}", markup=False, highlight=False, soft_wrap=True)
-        self.bar.update(self.overall, advance=1)
-
-    def _clear_detail(self) -> None:
-        if self.detail is not None:
-            self.bar.remove_task(self.detail)
-            self.detail = None
-
-    def start_epoch(self, epoch: int, batches: int) -> None:
-        self._clear_detail()
-        self.detail = self.bar.add_task(f"  epoch {epoch + 1}/{self.epochs}", total=batches, unit="batches")
-
-    def advance(self, stats: dict[str, float] | None = None) -> None:
-        if self.detail is not None:
-            self.bar.update(self.detail, advance=1)
-
-    def end_epoch(self, record: dict[str, Any]) -> None:
-        pass
-
-    def start_model(self, name: str, batches: int) -> None:
-        self._clear_detail()
-        self.detail = self.bar.add_task(f"  attacking {name}", total=batches, unit="batches")
 
 
 def _parse_epsilons(text: str) -> tuple[float, ...]:

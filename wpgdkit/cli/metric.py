@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,11 +11,22 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from wpgdkit.cli._common import OneLineErrorGroup, DeviceName, choices, split_list, stderr, stdout, write_json, output_file
-from wpgdkit.datasets import list_datasets
+from wpgdkit.cli._common import (
+    OneLineErrorGroup,
+    DeviceName,
+    choices,
+    safe,
+    split_list,
+    stderr,
+    stdout,
+    write_json,
+    output_file,
+)
+from wpgdkit.datasets import SPLITS, list_datasets
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric import (
     FORMATS,
+    NORMALIZATIONS,
     BuildConfig,
     LabelMetric,
     analyze_metric,
@@ -22,6 +34,9 @@ from wpgdkit.labelmetric import (
     get_source,
     list_sources,
     metric_correlation,
+    metric_origin,
+    metric_summary,
+    nearest_and_farthest,
     read_metric,
     reference_check,
     validate_metric,
@@ -41,8 +56,8 @@ EXIT_CHECK_FAILED = 1
 # --help choices come from the same registries the library resolves names with.
 DatasetName = choices("DatasetName", list_datasets())
 SourceName = choices("SourceName", list_sources())
-Normalization = choices("Normalization", ["none", "max"])
-SplitName = choices("SplitName", ["test", "train"])
+Normalization = choices("Normalization", list(NORMALIZATIONS))
+SplitName = choices("SplitName", list(SPLITS))
 MEASURE_HELP = "; ".join(
     f"{name}: {', '.join(get_source(name).measures)} "
     f"(default {get_source(name).default_measure or 'the checkpoint attack norm'})"
@@ -107,6 +122,8 @@ def build(
     allow_asymmetric: Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")] = False,
     device: Annotated[DeviceName, typer.Option(
         help="boundary, confusion: where the network runs; auto picks CUDA when available.")] = DeviceName("auto"),
+    threads: Annotated[Optional[int], typer.Option(
+        help="linear, boundary, confusion: torch CPU threads (default: torch's choice).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Build a label metric from WordNet, a linear classifier, a trained network, the uniform metric or a file.
@@ -123,30 +140,17 @@ def build(
         data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
         max_iter=max_iter, checkpoint=str(checkpoint) if checkpoint else None, split=split.value if split else None,
         input=str(input) if input else None, class_list=str(class_list) if class_list else None,
-        allow_asymmetric=allow_asymmetric, device=device.value,
+        allow_asymmetric=allow_asymmetric, device=device.value, threads=threads,
     )
-    with stderr.status(f"building the {source.value} metric", spinner="dots") if not quiet else _nullcontext():
+    with stderr.status(f"building the {safe(source.value)} metric", spinner="dots") if not quiet else nullcontext():
         metric = build_metric(config)
     if out is None:
         sys.stdout.write(metric_to_csv(metric))
     else:
         write_metric(metric, out)
     if not quiet:
-        where = f"wrote {out}" if out else "CSV on stdout"
-        prov = metric.provenance
-        stderr.print(
-            f"{where}: {metric.num_classes} classes, {prov.source}"
-            + (f"/{prov.measure}" if prov.measure else "")
-            + f", entries {metric.matrix[~np.eye(metric.num_classes, dtype=bool)].min():.4g}..{metric.matrix.max():.4g}"
-        )
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        where = f"wrote {safe(out)}" if out else "CSV on stdout"
+        stderr.print(f"{where}: {safe(metric_summary(metric))}")
 
 
 def _load(path: Path, classes: Path | None, allow_asymmetric: bool) -> tuple[LabelMetric, MetricReport]:
@@ -156,6 +160,7 @@ def _load(path: Path, classes: Path | None, allow_asymmetric: bool) -> tuple[Lab
 
 
 def _structure_lines(report: MetricReport) -> list[str]:
+    # Plain text, not markup: "C[cat, dog]" would be a Rich tag, so print them through safe().
     lines = [f"symmetric: {'yes' if report.symmetric else 'no'}"]
     if report.triangle_violations:
         v = report.worst_triangle_violation
@@ -169,14 +174,6 @@ def _structure_lines(report: MetricReport) -> list[str]:
     if report.euclidean_embeddable is not None:
         lines.append(f"Euclidean distance matrix: {'yes' if report.euclidean_embeddable else 'no'}")
     return lines
-
-
-def _report_dict(report: MetricReport) -> dict:
-    from dataclasses import asdict
-
-    out = asdict(report)
-    out["is_metric"] = report.is_metric
-    return out
 
 
 @app.command()
@@ -203,15 +200,15 @@ def check(
     ot_report = reference_check(metric, p=p, samples=samples, sinkhorn_samples=sinkhorn_samples, seed=seed)
     if json_out is not None:
         write_json(
-            {"path": str(path), "classes": list(metric.classes), "structure": _report_dict(report),
+            {"path": str(path), "classes": list(metric.classes), "structure": report.to_dict(),
              "wasserstein_check": ot_report.to_dict(), "passed": ot_report.passed},
             json_out,
         )
     if json_out != "-":
         console = stdout
-        console.print(f"[bold]{path}[/]: {metric.num_classes} classes, valid label metric")
+        console.print(f"[bold]{safe(path)}[/]: {metric.num_classes} classes, valid label metric")
         for line in _structure_lines(report):
-            console.print(f"  {line}")
+            console.print(f"  {safe(line)}")
         console.print(
             f"closed form vs ot.emd2, p={p:g}, {samples} samples: max relative error "
             f"{ot_report.emd_max_relative_error:.3g} (tolerance {ot_report.emd_tolerance:g})"
@@ -227,7 +224,7 @@ def check(
                 )
             console.print(table)
         for failure in ot_report.failures:
-            console.print(f"[red]FAIL[/] {failure}")
+            console.print(f"[red]FAIL[/] {safe(failure)}")
         console.print("[green]all checks passed[/]" if ot_report.passed else "[red]check failed[/]")
     if not ot_report.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -244,8 +241,8 @@ def show(
 ) -> None:
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
     metric, report = _load(path, classes, allow_asymmetric)
-    neighbours = _neighbours(metric, top)
-    origin = _origin(metric)
+    neighbours = nearest_and_farthest(metric, top=top)
+    origin = metric_origin(metric)
     if plot is not None:
         from wpgdkit.labelmetric.plot import plot_heatmap
 
@@ -254,47 +251,28 @@ def show(
     if json_out is not None:
         write_json(
             {"path": str(path), "classes": list(metric.classes), "provenance": metric.provenance.to_dict(),
-             "structure": _report_dict(report), "neighbours": neighbours},
+             "structure": report.to_dict(), "neighbours": neighbours},
             json_out,
         )
     if json_out == "-":
         return
     prov = metric.provenance
-    stdout.print(f"[bold]{path}[/]: {metric.num_classes} classes, "
-                 + (f"source {origin}" if origin else "no provenance (CSV and NPY files carry none; JSON keeps it)"))
+    stdout.print(f"[bold]{safe(path)}[/]: {metric.num_classes} classes, "
+                 + (f"source {safe(origin)}" if origin else "no provenance (CSV and NPY files carry none; JSON keeps it)"))
     if prov.command:
-        stdout.print(f"  rebuild: {prov.command}")
+        stdout.print(f"  rebuild: {safe(prov.command)}")
     for line in _structure_lines(report):
-        stdout.print(f"  {line}")
+        stdout.print(f"  {safe(line)}")
     table = Table(show_lines=False)
     table.add_column("class")
     table.add_column(f"nearest {top}")
     table.add_column(f"farthest {top}")
     for entry in neighbours:
-        fmt = lambda items: ", ".join(f"{n} ({d:.3g})" for n, d in items)  # noqa: E731
-        table.add_row(entry["class"], fmt(entry["nearest"]), fmt(entry["farthest"]))
+        fmt = lambda items: safe(", ".join(f"{n} ({d:.3g})" for n, d in items))  # noqa: E731
+        table.add_row(safe(entry["class"]), fmt(entry["nearest"]), fmt(entry["farthest"]))
     stdout.print(table)
     if plot is not None:
-        stdout.print(f"heatmap written to {plot}")
-
-
-def _origin(metric: LabelMetric) -> str:
-    """"wordnet/path, dataset cifar10", or "" when the file recorded nothing."""
-    prov = metric.provenance
-    if prov.source == "file" and not prov.command and not prov.dataset:
-        return ""
-    return prov.source + (f"/{prov.measure}" if prov.measure else "") + (f", dataset {prov.dataset}" if prov.dataset else "")
-
-
-def _neighbours(metric: LabelMetric, top: int) -> list[dict]:
-    out = []
-    for i, name in enumerate(metric.classes):
-        others = [j for j in range(metric.num_classes) if j != i]
-        # Stable sort: ties keep label order, so the listing is deterministic.
-        by_distance = sorted(others, key=lambda j: metric.matrix[i, j])
-        pick = lambda js: [(metric.classes[j], float(metric.matrix[i, j])) for j in js]  # noqa: E731
-        out.append({"class": name, "nearest": pick(by_distance[:top]), "farthest": pick(by_distance[::-1][:top])})
-    return out
+        stdout.print(f"heatmap written to {safe(plot)}")
 
 
 @app.command()
@@ -313,7 +291,7 @@ def compare(
         write_json({"first": str(first), "second": str(second), "classes": list(a.classes), **corr.to_dict()}, json_out)
     if json_out == "-":
         return
-    table = Table(title=f"{first.name} vs {second.name} ({a.num_classes} classes, {corr.pairs} off-diagonal entries)")
+    table = Table(title=f"{safe(first.name)} vs {safe(second.name)} ({a.num_classes} classes, {corr.pairs} off-diagonal entries)")
     table.add_column("coefficient")
     table.add_column("value", justify="right")
     table.add_column("p-value", justify="right")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
+from wpgdkit.cli._progress import RichPhases, interruptible
 from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
 
 ExperimentName = choices("ExperimentName", list_experiments())
@@ -17,26 +16,6 @@ ScaleName = choices("ScaleName", list(SCALES))
 NormName = choices("ReproduceNormName", ["linf", "l2"])
 
 _EXPERIMENTS_HELP = "; ".join(f"{name}: {text}" for name, text in experiment_descriptions().items())
-
-
-class _RichPhases:
-    """One line per training or audit on stderr, with the training/audit progress bars."""
-
-    @contextmanager
-    def training(self, name: str, epochs: int) -> Iterator[object]:
-        from wpgdkit.cli.train import RichProgress
-
-        stderr.print(f"training {name} ({epochs} epoch{'s' if epochs > 1 else ''})")
-        with RichProgress(epochs) as progress:
-            yield progress
-
-    @contextmanager
-    def auditing(self, names: str, attack: str) -> Iterator[object]:
-        from wpgdkit.cli.audit import RichAuditProgress
-
-        stderr.print(f"auditing {names} ({attack} attack)")
-        with RichAuditProgress() as progress:
-            yield progress
 
 
 def reproduce(
@@ -57,6 +36,7 @@ def reproduce(
     seed: Annotated[int, typer.Option(help="Seed of data subsets, training and attacks.")] = 0,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset through torchvision.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Also write the results as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -66,6 +46,7 @@ def reproduce(
     checkpoints in OUT/runs are reused by every experiment that needs them.
     """
     from wpgdkit.budget import parse_budget
+    from wpgdkit.device import torch_threads
     from wpgdkit.experiments.reproduce import ReproduceConfig, run_experiment
 
     config = ReproduceConfig(
@@ -75,11 +56,12 @@ def reproduce(
         metric=str(metric) if metric else None, out=str(out), device=device.value, seed=seed,
         data_dir=str(data_dir) if data_dir else None, download=download,
     )
-    result = run_experiment(config, progress=None if quiet else _RichPhases())
+    # Checkpoints are written atomically after each epoch and reused by the next run.
+    kept = f"finished checkpoints in {out / 'runs'} are kept and the same command resumes"
+    with interruptible(lambda: kept), torch_threads(threads):
+        result = run_experiment(config, progress=None if quiet else RichPhases())
     if json_out is not None:
-        import json
-
-        write_json(json.loads((result.folder / "results.json").read_text()), json_out)
+        write_json(result.document, json_out)
     if not quiet and json_out != "-":
-        stdout.print(result.report.read_text().split("\n## Commands")[0], markup=False)
+        stdout.print(result.summary_markdown, markup=False)
         stderr.print(f"report: {result.report}")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
+from wpgdkit.cli._progress import RichProgress, interruptible
 from wpgdkit.datasets import list_datasets
+from wpgdkit.errors import WpgdkitError
 
 DatasetName = choices("TrainDatasetName", list_datasets())
 MethodName = choices("MethodName", ["ce", "pgd", "wpgd"])
@@ -24,51 +27,6 @@ def _model_names() -> list[str]:
 
 
 ModelName = choices("ModelName", _model_names())
-
-
-class RichProgress:
-    """Per-batch progress bar on stderr and one summary line per epoch."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-        self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[ips]:.0f} img/s"),
-            TimeElapsedColumn(), console=stderr, transient=True,
-        )
-        self.task = None
-
-    def __enter__(self) -> RichProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.started:
-            self.bar.stop()
-
-    @property
-    def started(self) -> bool:
-        return self.task is not None
-
-    def start_epoch(self, epoch: int, batches: int) -> None:
-        # The display starts with the first epoch, so an error found while
-        # setting up (missing data, no GPU) stays the single line on stderr.
-        if not self.started:
-            self.bar.start()
-        if self.task is not None:
-            self.bar.remove_task(self.task)
-        self.task = self.bar.add_task("train", total=batches, epoch=epoch + 1, epochs=self.epochs, loss=0.0, acc=0.0, ips=0.0)
-
-    def advance(self, stats: dict[str, float]) -> None:
-        self.bar.update(self.task, advance=1, loss=stats["loss"], acc=stats["acc"], ips=stats["images_per_s"])
-
-    def end_epoch(self, record: dict[str, Any]) -> None:
-        parts = [f"epoch {record['epoch']}/{self.epochs}", f"loss {record['train_loss']:.4f}"]
-        for key, label in (("train_accuracy", "train acc"), ("train_adversarial_accuracy", "train adv acc"),
-                           ("val_accuracy", "val acc"), ("val_robust_accuracy", "val robust acc")):
-            if key in record:
-                parts.append(f"{label} {record[key]:.4f}")
-        parts.append(f"{record['images_per_s']:.0f} img/s")
-        self.bar.console.print("  ".join(parts))
 
 
 def train(
@@ -104,6 +62,7 @@ def train(
     workers: Annotated[int, typer.Option(help="DataLoader workers (file-backed datasets).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the split, order, augmentation, attack starts and weights.")] = 0,
     deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms (bitwise-reproducible on CPU).")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Train a model with CE, PGD or WPGD; checkpoint after every epoch.
@@ -113,6 +72,7 @@ def train(
     Runs unchanged under torchrun --nproc_per_node N (DistributedDataParallel).
     """
     from wpgdkit.budget import parse_budget, parse_lam
+    from wpgdkit.device import torch_threads
     from wpgdkit.training import DataConfig, TrainConfig, log_path_for
     from wpgdkit.training import train as run_training
 
@@ -127,10 +87,43 @@ def train(
         weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, device=device.value,
         amp=amp, workers=workers, seed=seed, deterministic=deterministic,
     )
-    if quiet:
-        result = run_training(config)
-    else:
-        with RichProgress(epochs) as progress:
-            result = run_training(config, progress=progress)
+    before = _modified(out)
+    with interruptible(lambda: _interrupted(out, epochs, resume, before)), torch_threads(threads):
+        if quiet:
+            result = run_training(config)
+        else:
+            with RichProgress(epochs) as progress:
+                result = run_training(config, progress=progress)
     if not quiet and result.history:
         stderr.print(f"checkpoint: {result.checkpoint}  log: {log_path_for(result.checkpoint)}")
+
+
+def _modified(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _interrupted(out: Path, epochs: int, resume: bool, before: int | None) -> str:
+    """What Ctrl-C leaves: the last finished epoch in ``out`` (written atomically), and how to go on."""
+    from wpgdkit.training import load_checkpoint
+
+    # A file this run neither resumed nor rewrote is someone else's: nothing of this run is in it.
+    if not out.is_file() or (not resume and _modified(out) == before):
+        return "nothing was saved"
+    try:
+        state = load_checkpoint(out)
+        epoch = state["epoch"] if isinstance(state, dict) else state.epoch  # a payload dict, or the run record
+        held = f"epoch {int(epoch)} of {epochs}"
+    except (WpgdkitError, AttributeError, KeyError, TypeError, ValueError):
+        held = "the last finished epoch"
+    return f"{out} holds {held}; resume with: {_resume_command()}"
+
+
+def _resume_command() -> str:
+    """This command line, as typed, with --resume."""
+    words = [word for word in sys.argv[1:] if word != "--no-resume"]
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["wpgdkit", *words])

@@ -14,7 +14,7 @@ import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch.utils.data import Dataset
@@ -125,6 +125,32 @@ class DatasetSpec:
             If the file exists but its ``class`` column differs from :attr:`classes`.
         """
         return _read_synsets(self.name, self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON types, without the loader.
+
+        Returns
+        -------
+        dict
+            ``name``, ``num_classes``, ``classes`` (list), ``input_shape``
+            (list), ``synsets`` (list, or None when none are shipped),
+            ``description`` and ``how_to_get``.
+
+        Raises
+        ------
+        MetricFormatError
+            If the shipped synset file disagrees with the classes (see :attr:`synsets`).
+        """
+        synsets = self.synsets
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "classes": list(self.classes),
+            "input_shape": list(self.input_shape),
+            "synsets": list(synsets) if synsets else None,
+            "description": self.description,
+            "how_to_get": self.how_to_get,
+        }
 
 
 @functools.cache

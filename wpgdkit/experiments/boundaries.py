@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wpgdkit.atomic import atomic_path
 from wpgdkit.errors import WpgdkitError
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
     "boundary_distances",
     "plot_boundaries",
 ]
-
-_SUFFIXES = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 
 @dataclass(frozen=True)
@@ -272,12 +269,10 @@ def plot_boundaries(
     """
     from matplotlib.patches import Circle, Patch
 
-    from wpgdkit.labelmetric.plot import agg_pyplot
+    from wpgdkit.figures import agg_pyplot, check_plot_suffix, save_figure
 
     path = Path(path)
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise WpgdkitError(f"plot file must end in .png, .pdf or .svg, got {path.name}")
+    check_plot_suffix(path)  # before any drawing
     rows = [list(row) for row in panels]
     n_rows, n_cols = len(rows), max((len(row) for row in rows), default=0)
     if n_rows == 0 or n_cols == 0:
@@ -346,8 +341,7 @@ def plot_boundaries(
             fig.text(0.5, 0.3 / height, note, ha="center", va="bottom", fontsize=7, color="0.3")
         if title:
             fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=fmt)
+        save_figure(fig, path, dpi=dpi)
     finally:
         plt.close(fig)
     return path

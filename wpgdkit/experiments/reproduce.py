@@ -11,18 +11,18 @@
 ``entropy``            entropy histograms of CE vs PGD predictions (Fig. 7)
 =====================  ===============================================================
 
-Every experiment trains the checkpoints it needs into ``<out>/runs/`` (named by
-their settings, shared between experiments, resumed when interrupted, reused
-when complete), audits them with :func:`wpgdkit.audit.audit`, and writes
-``<out>/<experiment>/report.md`` with its tables, plots, results JSON and the
-exact commands that reproduce each number.
+Every experiment trains the checkpoints it needs into ``<out>/runs/`` through
+:mod:`wpgdkit.experiments.runner` (named by their settings and fingerprint,
+shared between experiments, resumed when interrupted, reused when complete and
+of the very same settings), audits them with :func:`wpgdkit.audit.audit`, and
+writes ``<out>/<experiment>/report.md`` with its tables, plots, results JSON
+and the exact commands that reproduce each number. The report's words are in
+:mod:`wpgdkit.experiments.prose`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,9 +33,11 @@ import numpy as np
 import torch
 
 from wpgdkit import __version__
-from wpgdkit.atomic import atomic_path, atomic_write_text
-from wpgdkit.jsonutil import json_value
+from wpgdkit.atomic import atomic_write_text
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.experiments import prose, runner
+from wpgdkit.experiments.runner import fmt
+from wpgdkit.jsonutil import json_value
 from wpgdkit.registry import Registry
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "list_experiments",
     "get_experiment",
     "resolve_settings",
+    "custom_settings",
+    "experiment_command",
     "run_experiment",
 ]
 
@@ -119,13 +123,31 @@ class ReproduceConfig:
 
 @dataclass
 class ExperimentResult:
-    """What an experiment leaves behind."""
+    """What an experiment leaves behind.
+
+    Attributes
+    ----------
+    experiment : str
+    folder, report : Path
+        ``<out>/<experiment>/`` and its ``report.md``.
+    results : dict
+        The experiment's numbers (``results.json``'s ``results``).
+    plots : list of Path
+    summary_markdown : str
+        The report without its commands section: what a terminal shows.
+    document : dict
+        ``results.json`` as written (plain JSON values): the experiment, the
+        settings and what overrode the scale, the numbers, each run's status
+        (trained, resumed, reused), the commands.
+    """
 
     experiment: str
     folder: Path
     report: Path
     results: dict[str, Any]
     plots: list[Path] = field(default_factory=list)
+    summary_markdown: str = ""
+    document: dict[str, Any] = field(default_factory=dict)
 
 
 ExperimentFn = Callable[["_Context"], ExperimentResult]
@@ -193,6 +215,27 @@ def _check_settings(s: dict[str, Any]) -> None:
             raise WpgdkitError(message)
 
 
+def custom_settings(config: ReproduceConfig) -> dict[str, Any]:
+    """The flags whose values differ from the scale's preset, in flag order (``{}``: the preset as it is)."""
+    preset = SCALES.get(config.scale, {})
+    custom: dict[str, Any] = {}
+    for key in ("dataset", "model", "epochs", "limit", "test_limit", "eps", "norm", "steps", "eval_steps"):
+        value = getattr(config, key)
+        if value is not None and value != preset.get(key):
+            custom[key] = value
+    if config.metric is not None:
+        custom["metric"] = Path(config.metric).name
+    return custom
+
+
+def experiment_command(c: ReproduceConfig) -> str:
+    """The ``wpgdkit reproduce`` command of ``c``: every flag given, each rendered from its value."""
+    flags = [("--scale", c.scale), *((("--" + key.replace("_", "-")), getattr(c, key)) for key in (
+        "dataset", "model", "epochs", "limit", "test_limit", "eps", "norm", "steps", "eval_steps", "metric",
+        "data_dir")), ("--download", c.download), ("--out", c.out), ("--device", c.device), ("--seed", c.seed)]
+    return runner.command_line(["wpgdkit", "reproduce", c.experiment], flags)
+
+
 # --- the run context: training with reuse, auditing, commands -------------------------
 
 
@@ -200,9 +243,10 @@ class _Context:
     def __init__(self, config: ReproduceConfig, settings: dict[str, Any], progress: Any | None) -> None:
         self.config, self.s, self.progress = config, settings, progress
         self.out = Path(config.out)
-        self.runs = self.out / "runs"
+        self.runs = self.out / runner.RUNS_FOLDER
         self.folder = self.out / config.experiment
         self.commands: list[str] = []
+        self.status: dict[str, str] = {}
         self.metric_file = self._metric_file()
 
     def _metric_file(self) -> str | None:
@@ -210,15 +254,10 @@ class _Context:
             if not Path(self.config.metric).is_file():
                 raise WpgdkitError(f"--metric {self.config.metric} not found")
             return self.config.metric
-        from wpgdkit.labelmetric.shipped import read_manifest
-        from wpgdkit.resources import metrics_dir
+        from wpgdkit.labelmetric.align import shipped_metric_file
 
-        shipped = {entry["file"] for entry in read_manifest()["metrics"]}
-        dataset = self.s["dataset"]
-        for file in (f"{dataset}-wordnet.csv", f"{dataset}-linear.csv", f"{dataset}-paper.csv"):
-            if file in shipped:
-                return _display_path(metrics_dir() / file)
-        return None
+        shipped = shipped_metric_file(self.s["dataset"])
+        return runner.display_path(shipped) if shipped is not None else None
 
     def shipped_metrics(self) -> dict[str, str]:
         """Every metric to correlate the gap with: the chosen one, plus the dataset's other shipped ones."""
@@ -228,37 +267,56 @@ class _Context:
         found = {Path(self.metric_file).name: self.metric_file} if self.metric_file else {}
         for entry in read_manifest()["metrics"]:
             if entry["provenance"].get("dataset") == self.s["dataset"] or entry["file"].startswith(self.s["dataset"] + "-"):
-                found.setdefault(entry["file"], _display_path(metrics_dir() / entry["file"]))
+                found.setdefault(entry["file"], runner.display_path(metrics_dir() / entry["file"]))
         return found
 
-    def checkpoint(self, method: str, *, p: float | None = None, classes: tuple[int, ...] | None = None,
-                   imbalance: float | None = None, epochs: int | None = None, limit: Any = "default",
-                   val_fraction: float = 0.0) -> str:
-        """Train (or resume, or reuse) one model; returns its checkpoint path."""
-        from wpgdkit.training import DataConfig, TrainConfig, load_checkpoint, train
+    def setting(self, **changes: Any) -> str:
+        return prose.setting_line({**self.s, **changes}, self.config.scale, custom_settings(self.config),
+                                  self.config.seed)
+
+    def run(self, method: str, *, p: float | None = None, classes: tuple[int, ...] | None = None,
+            imbalance: float | None = None, epochs: int | None = None, limit: Any = "default",
+            val_fraction: float = 0.0):
+        """The :class:`~wpgdkit.training.TrainConfig` of one model, placed in ``runs/`` by its settings."""
+        from wpgdkit.training import DataConfig, TrainConfig
 
         s = self.s
-        epochs = epochs or s["epochs"]
-        limit = s["limit"] if limit == "default" else limit
         if method == "wpgd" and self.metric_file is None:
             raise WpgdkitError(f"no label metric for {s['dataset']}: pass --metric")
-        name = _run_name(s, method, p, classes, imbalance, epochs, limit)
-        path = self.runs / f"{name}.pt"
         config = TrainConfig(
             data=DataConfig(s["dataset"], classes=tuple(str(c) for c in classes) if classes else None,
-                            imbalance=imbalance, limit=limit, val_fraction=val_fraction, seed=self.config.seed,
-                            data_dir=self.config.data_dir, download=self.config.download),
+                            imbalance=imbalance, limit=s["limit"] if limit == "default" else limit,
+                            val_fraction=val_fraction, seed=self.config.seed, data_dir=self.config.data_dir,
+                            download=self.config.download),
             model=s["model"], method=method, metric=self.metric_file if method == "wpgd" else None, p=p or 1.0,
-            norm=s["norm"], eps=s["eps"], steps=s["steps"], eval_steps=0, epochs=epochs, batch_size=s["batch_size"],
-            lr=s["lr"], out=str(path), resume=True, device=self.config.device, seed=self.config.seed,
+            norm=s["norm"], eps=s["eps"], steps=s["steps"], eval_steps=0, epochs=epochs or s["epochs"],
+            batch_size=s["batch_size"], lr=s["lr"], device=self.config.device, seed=self.config.seed,
         )
-        self.commands.append(_train_command(config))
-        done = path.exists() and int(load_checkpoint(path)["epoch"]) >= epochs
-        if not done:
-            self.runs.mkdir(parents=True, exist_ok=True)
-            with _phase(self.progress, "training", path.stem, epochs) as reporter:
-                train(config, progress=reporter)
-        return str(path)
+        return runner.place_run(config, self.runs)
+
+    def train(self, configs: list[Any], *, audits: int) -> list[str]:
+        """Train (or resume, or reuse) every run; returns their checkpoint paths.
+
+        Tells ``progress.plan(trainings=, audits=)`` first (when it has one) how
+        many runs will train or resume and how many audits follow, and
+        ``progress.reused(name)`` (when it has one) about each run reused as it is.
+        """
+        pending = sum(1 for c in configs if runner.run_status(c) != "reused")
+        if self.progress is not None and hasattr(self.progress, "plan"):
+            self.progress.plan(trainings=pending, audits=audits)
+        paths = []
+        for config in configs:
+            path = Path(config.out)
+            self.commands.append(runner.train_command(config))
+            if runner.run_status(config) == "reused":
+                self.status[path.name] = "reused"
+                if self.progress is not None and hasattr(self.progress, "reused"):
+                    self.progress.reused(path.stem)
+            else:
+                with _phase(self.progress, "training", path.stem, config.epochs) as reporter:
+                    _, self.status[path.name] = runner.train_or_reuse(config, reporter)
+            paths.append(str(path))
+        return paths
 
     def audit(self, checkpoints: list[str], *, baseline: str | None = None, reference: str | None = None,
               attack: str = "pgd", metric: str | None = "default"):
@@ -269,29 +327,26 @@ class _Context:
                              attack=attack, eps=self.s["eps"], norm=self.s["norm"], steps=self.s["eval_steps"],
                              limit=self.s["test_limit"], device=self.config.device, seed=self.config.seed,
                              data_dir=self.config.data_dir)
-        self.commands.append(_audit_command(config))
+        self.commands.append(runner.audit_command(config))
         with _phase(self.progress, "auditing", ", ".join(Path(c).stem for c in checkpoints), attack) as reporter:
             return audit(config, progress=reporter)
 
+    def plot(self, name: str, draw: Callable[[Any], None], *, size: tuple[float, float]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return runner.save_plot(self.folder / name, draw, size=size)
+
     def write(self, result_name: str, results: dict[str, Any], report: str, plots: list[Path]) -> ExperimentResult:
         self.folder.mkdir(parents=True, exist_ok=True)
-        payload = {"experiment": result_name, "tool_version": __version__, "scale": self.config.scale,
-                   "settings": self.s, "results": results, "commands": self.commands}
-        atomic_write_text(self.folder / "results.json", json.dumps(json_value(payload), indent=1) + "\n")
-        text = report + "\n## Commands\n\nEach number above comes from these commands (run from the same folder):\n\n```sh\n"
-        text += "\n".join(dict.fromkeys(self.commands)) + "\n```\n"
-        text += f"\nThe whole experiment: `{_reproduce_command(self.config)}`\n"
+        commands = list(dict.fromkeys(self.commands))
+        document = {"experiment": result_name, "tool_version": __version__, "scale": self.config.scale,
+                    "custom": custom_settings(self.config), "seed": self.config.seed, "settings": self.s,
+                    "results": results, "runs": self.status, "commands": commands,
+                    "command": experiment_command(self.config)}
+        runner.write_results_json(document, self.folder / "results.json")
         report_path = self.folder / "report.md"
-        atomic_write_text(report_path, text)
-        return ExperimentResult(result_name, self.folder, report_path, results, plots)
-
-
-def _display_path(path: Path) -> str:
-    """Relative to the working folder when inside it, so recorded commands run from a checkout anywhere."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+        atomic_write_text(report_path, report + prose.commands_section(commands, experiment_command(self.config)))
+        return ExperimentResult(result_name, self.folder, report_path, results, plots, summary_markdown=report,
+                                document=json_value(document))
 
 
 @contextmanager
@@ -302,106 +357,6 @@ def _phase(progress: Any | None, kind: str, name: str, detail: Any) -> Iterator[
         return
     with getattr(progress, kind)(name, detail) as reporter:
         yield reporter
-
-
-def _run_name(s, method, p, classes, imbalance, epochs, limit) -> str:
-    parts = [s["dataset"], s["model"], method]
-    if p is not None:
-        parts.append(f"p{p:g}")
-    if classes:
-        parts.append("c" + "-".join(str(c) for c in classes))
-    if imbalance is not None:
-        parts.append(f"imb{imbalance:g}")
-    if method != "ce":
-        parts.append(f"{s['norm']}{s['eps']:.4g}")
-    parts.append(f"e{epochs}")
-    if limit is not None:
-        parts.append(f"n{limit}")
-    return "-".join(parts).replace("/", "_")
-
-
-def _train_command(c) -> str:
-    words = ["wpgdkit", "train", "--dataset", c.data.dataset, "--model", c.model, "--method", c.method]
-    if c.method == "wpgd":
-        words += ["--metric", c.metric, "--p", f"{c.p:g}"]
-    if c.method != "ce":
-        words += ["--norm", c.norm, "--eps", f"{c.eps:.6g}", "--steps", str(c.steps)]
-    if c.data.classes:
-        words += ["--classes", ",".join(c.data.classes)]
-    if c.data.imbalance is not None:
-        words += ["--imbalance", f"{c.data.imbalance:g}"]
-    if c.data.limit is not None:
-        words += ["--limit", str(c.data.limit)]
-    if c.data.data_dir is not None:
-        words += ["--data-dir", c.data.data_dir]
-    words += ["--val-fraction", f"{c.data.val_fraction:g}", "--eval-steps", "0", "--epochs", str(c.epochs),
-              "--lr", f"{c.lr:g}", "--seed", str(c.seed), "--out", c.out]
-    return shlex.join(words)
-
-
-def _audit_command(c) -> str:
-    words = ["wpgdkit", "audit", *c.checkpoints]
-    if c.baseline:
-        words += ["--baseline", c.baseline]
-    if c.reference:
-        words += ["--reference", c.reference]
-    if c.metric:
-        words += ["--metric", c.metric]
-    words += ["--attack", c.attack, "--norm", c.norm, "--eps", f"{c.eps:.6g}", "--steps", str(c.steps)]
-    if c.limit is not None:
-        words += ["--limit", str(c.limit)]
-    if c.data_dir is not None:
-        words += ["--data-dir", c.data_dir]
-    words += ["--seed", str(c.seed)]
-    return shlex.join(words)
-
-
-def _reproduce_command(c: ReproduceConfig) -> str:
-    words = ["wpgdkit", "reproduce", c.experiment, "--scale", c.scale]
-    for key in ("dataset", "model", "epochs", "limit", "test_limit", "eps", "norm", "steps", "eval_steps", "metric",
-                "data_dir"):
-        value = getattr(c, key)
-        if value is not None:
-            words += ["--" + key.replace("_", "-"), f"{value:.6g}" if isinstance(value, float) else str(value)]
-    words += ["--out", c.out, "--seed", str(c.seed)]
-    return shlex.join(words)
-
-
-def _fmt(value: float | None, spec: str = ".2f") -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _setting_line(s: dict[str, Any], scale: str) -> str:
-    eps = f"{s['eps']:.4g}" + (f" ({s['eps'] * 255:.3g}/255)" if s["dataset"] != "toy" else "")
-    return (f"Scale `{scale}`: {s['dataset']}, {s['model']}, {s['epochs']} epoch(s) on "
-            f"{s['limit'] or 'all'} training points, {s['norm']} ε = {eps}, {s['steps']} inner steps; audit: PGD-"
-            f"{s['eval_steps']} on {s['test_limit'] or 'all'} test points. wpgdkit {__version__}.\n")
-
-
-# --- plots ------------------------------------------------------------------------------
-
-
-def _figure(path: Path, draw: Callable[[Any], None], *, size: tuple[float, float]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=size)
-    try:
-        draw(fig)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
 
 
 def _heatmap(ax, matrix: np.ndarray, classes: tuple[str, ...], title: str, cmap: str) -> None:
@@ -422,7 +377,7 @@ def _gap_correlation(ctx: _Context) -> ExperimentResult:
     from wpgdkit.audit import gap_correlation
     from wpgdkit.labelmetric import read_metric
 
-    ce, pgd = ctx.checkpoint("ce"), ctx.checkpoint("pgd")
+    ce, pgd = ctx.train([ctx.run("ce"), ctx.run("pgd")], audits=1)
     report = ctx.audit([ce, pgd], baseline=ce, reference=pgd)
     gap = report.models[1].gap
     correlations = {}
@@ -431,44 +386,17 @@ def _gap_correlation(ctx: _Context) -> ExperimentResult:
         if metric.classes != report.classes or len(report.classes) < 3:
             continue
         correlations[name] = gap_correlation(gap, torch.tensor(metric.matrix)).to_dict()
-    rows = [[m.name, _fmt(m.natural_error), _fmt(m.adversarial_error)] for m in report.models]
-    text = f"# Accuracy gap and the label metric ({ctx.s['dataset']})\n\n" + _setting_line(ctx.s, ctx.config.scale)
-    text += "\nThe paper's Table 1 and Figs. 1–4: G = |C_PGD − C_CE| between the row-normalised natural confusion "
-    text += "matrices, correlated with the metric over the off-diagonal pairs. Negative ρ: PGD's lost accuracy sits on close classes.\n\n"
-    text += _md_table(["model", "NE %", "AE %"], rows)
-    text += "\n" + _md_table(["metric", "ρ Pearson", "p-value", "ρ Spearman", "pairs"],
-                             [[n, _fmt(c["pearson"], "+.3f"), _fmt(c["pearson_pvalue"], ".2g"),
-                               _fmt(c["spearman"], "+.3f"), str(c["pairs"])] for n, c in correlations.items()])
-    k = len(report.classes)
-    if k >= 3:
-        off = gap.numpy()[~np.eye(k, dtype=bool)]
-        text += (f"\nThe gap's largest off-diagonal entry is {off.max():.3f}; the mean off-diagonal gap is "
-                 f"{off.mean():.4f}, and the diagonal (per-class accuracy change) averages "
-                 f"{float(np.diag(gap.numpy()).mean()):.3f}.\n")
-        text += _reading_gap(correlations)
     plots = []
     if report.metric is not None:
-        plot = ctx.folder / "gap-vs-metric.png"
-        ctx.folder.mkdir(parents=True, exist_ok=True)
-        plots.append(_figure(plot, lambda fig: _gap_panels(fig, gap.numpy(), report.metric.matrix, report.classes),
-                             size=(12, 5.5)))
-        text += "\n![accuracy gap beside the metric](gap-vs-metric.png)\n"
+        plots.append(ctx.plot("gap-vs-metric.png",
+                              lambda fig: _gap_panels(fig, gap.numpy(), report.metric.matrix, report.classes),
+                              size=(12, 5.5)))
+    text = prose.gap_report(ctx.s["dataset"], ctx.setting(),
+                            [[m.name, fmt(m.natural_error), fmt(m.adversarial_error)] for m in report.models],
+                            correlations, gap.numpy(), plots[0].name if plots else None)
     results = {"models": [_summary(m) for m in report.models], "correlation": correlations,
                "gap": gap.tolist(), "classes": list(report.classes)}
     return ctx.write("gap-correlation", results, text, plots)
-
-
-def _reading_gap(correlations: dict[str, dict]) -> str:
-    lines = []
-    for name, c in correlations.items():
-        rho, pval = c["pearson"], c["pearson_pvalue"]
-        if rho is None or (isinstance(rho, float) and math.isnan(rho)):
-            lines.append(f"- {name}: ρ is undefined (a constant gap or metric).")
-            continue
-        sign = "negative, as the paper reports" if rho < 0 else "positive, unlike the paper's Table 1"
-        strength = "significant at 5 %" if pval < 0.05 else "not significant at 5 %"
-        lines.append(f"- {name}: Pearson ρ = {rho:+.3f} is {sign} ({strength}, p = {pval:.2g}).")
-    return "\n**Reading.**\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _gap_panels(fig, gap: np.ndarray, metric: np.ndarray, classes: tuple[str, ...]) -> None:
@@ -479,59 +407,24 @@ def _gap_panels(fig, gap: np.ndarray, metric: np.ndarray, classes: tuple[str, ..
 
 @_register("p-sweep", "PGD and WPGD for p ∈ {1, 2.5, 10}: NE, AE, S − S_PGD (Table 3, Fig. 10)")
 def _p_sweep(ctx: _Context) -> ExperimentResult:
-    pgd = ctx.checkpoint("pgd")
-    wpgd = [ctx.checkpoint("wpgd", p=p) for p in P_VALUES]
+    pgd, *wpgd = ctx.train([ctx.run("pgd"), *(ctx.run("wpgd", p=p) for p in P_VALUES)], audits=2)
     by_pgd = ctx.audit([pgd, *wpgd], reference=pgd)
     by_wpgd = ctx.audit([pgd, *wpgd], reference=pgd, attack="wpgd")
     ps = [0.0, *P_VALUES]  # the paper's Table 3 lists PGD as p = 0
     rows, results = [], []
     for p, a, b in zip(ps, by_pgd.models, by_wpgd.models):
-        rows.append([a.name, _fmt(p, "g"), _fmt(a.natural_error), _fmt(a.adversarial_error),
-                     _fmt(b.adversarial_error), _fmt(b.score, ".4f"), _fmt(b.score_delta, "+.4f"),
-                     _fmt(a.score_delta, "+.4f"), _fmt(b.severity_adversarial, ".3f")])
+        rows.append([a.name, fmt(p, "g"), fmt(a.natural_error), fmt(a.adversarial_error),
+                     fmt(b.adversarial_error), fmt(b.score, ".4f"), fmt(b.score_delta, "+.4f"),
+                     fmt(a.score_delta, "+.4f"), fmt(b.severity_adversarial, ".3f")])
         results.append({"p": p, "name": a.name, "natural_error": a.natural_error,
                         "adversarial_error": a.adversarial_error, "adversarial_error_wpgd_attack": b.adversarial_error,
                         "score": b.score, "score_delta": b.score_delta, "score_delta_pgd_attack": a.score_delta,
                         "severity_wpgd_attack": b.severity_adversarial})
-    text = f"# Accuracy and robustness against p ({ctx.s['dataset']})\n\n" + _setting_line(ctx.s, ctx.config.scale)
-    text += (f"\nMetric: `{Path(ctx.metric_file).name}`. AE under PGD-{ctx.s['eval_steps']}; S (eq. 7, class-balanced, "
-             "see the README) under WPGD with p = 1, the attacker knowing the metric as in the paper's Table 3, "
-             "and under PGD for comparison. PGD is p = 0.\n\n")
-    text += _md_table(["model", "p", "NE %", "AE % (PGD)", "AE % (WPGD)", "S", "S − S_PGD", "S − S_PGD (PGD attack)",
-                       "severity (WPGD)"], rows)
-    text += ("\nS counts every adversarial prediction, correct ones at cost 0, so it mixes how often the adversary "
-             "succeeds with how far it goes; the severity column is the mean cost of the adversarial mistakes alone.\n")
-    text += _reading_sweep(results)
-    plot = ctx.folder / "tradeoff.png"
-    ctx.folder.mkdir(parents=True, exist_ok=True)
-    _figure(plot, lambda fig: _tradeoff(fig, results), size=(10, 4))
-    text += "\n![accuracy/robustness trade-off against p](tradeoff.png)\n"
-    return ctx.write("p-sweep", {"rows": results}, text, [plot])
-
-
-def _reading_sweep(rows: list[dict]) -> str:
-    wpgd = [r for r in rows if r["p"] > 0]
-    deltas = [r["score_delta"] for r in wpgd]
-    ne = [r["natural_error"] for r in wpgd]
-    p_list = ", ".join(f"{r['p']:g}" for r in wpgd)
-    lines = []
-    if all(d is not None for d in deltas):
-        falling = all(b < a for a, b in zip(deltas, deltas[1:]))
-        lines.append(f"- S − S_PGD for p = {p_list}: "
-                     f"{', '.join(f'{d:+.4f}' for d in deltas)}; "
-                     + ("it falls as p rises, as in the paper's Table 3." if falling else
-                        "it does not fall monotonically as p rises, unlike the paper's Table 3."))
-    ne_falls = all(b <= a for a, b in zip(ne, ne[1:]))
-    lines.append(f"- NE for the same p: {', '.join(f'{v:.2f} %' for v in ne)} (PGD {rows[0]['natural_error']:.2f} %); "
-                 + ("natural error does not rise with p, consistent with Fig. 10." if ne_falls else
-                    "natural error does not fall with p here, unlike Fig. 10."))
-    ae_list = ", ".join(f"{r['adversarial_error']:.2f} %" for r in rows)
-    lines.append(f"- AE under PGD: {ae_list} (PGD, then p = {p_list}).")
-    severity = [r["severity_wpgd_attack"] for r in rows]
-    if all(v is not None for v in severity):
-        sev_list = ", ".join(f"{v:.3f}" for v in severity)
-        lines.append(f"- Mean cost of the adversary's mistakes (WPGD attack): {sev_list} (PGD, then p = {p_list}).")
-    return "\n**Reading.**\n\n" + "\n".join(lines) + "\n"
+    n = len(by_pgd.labels)
+    plot = ctx.plot("tradeoff.png", lambda fig: _tradeoff(fig, results), size=(10, 4))
+    text = prose.sweep_report(ctx.s["dataset"], ctx.setting(), Path(ctx.metric_file).name, ctx.s["eval_steps"], rows,
+                              results, n, plot.name)
+    return ctx.write("p-sweep", {"rows": results, "test_points": n}, text, [plot])
 
 
 def _tradeoff(fig, rows: list[dict]) -> None:
@@ -554,6 +447,7 @@ def _tradeoff(fig, rows: list[dict]) -> None:
     b.set_title("weighted robustness score (lower: closer classes)", fontsize=9)
 
 
+
 @_register("imbalance", "similar vs dissimilar pair, balanced vs ratio 0.3, CE vs PGD (Sec. 3.2, Fig. 5)")
 def _imbalance(ctx: _Context) -> ExperimentResult:
     from wpgdkit.datasets import get_dataset
@@ -561,39 +455,25 @@ def _imbalance(ctx: _Context) -> ExperimentResult:
 
     spec = get_dataset(ctx.s["dataset"])
     similar, dissimilar = _pairs(ctx)
+    jobs = [(label, pair, imbalance, method) for label, pair in (("similar", similar), ("dissimilar", dissimilar))
+            for imbalance in (None, IMBALANCE_RATIO) for method in ("ce", "pgd")]
+    paths = ctx.train([ctx.run(method, classes=pair, imbalance=imbalance, epochs=ctx.s["imbalance_epochs"],
+                               limit=ctx.s["imbalance_limit"], val_fraction=0.2) for _, pair, imbalance, method in jobs],
+                      audits=len(jobs))
     curves, rows = {}, []
-    for label, pair in (("similar", similar), ("dissimilar", dissimilar)):
-        for imbalance in (None, IMBALANCE_RATIO):
-            for method in ("ce", "pgd"):
-                path = ctx.checkpoint(method, classes=pair, imbalance=imbalance, epochs=ctx.s["imbalance_epochs"],
-                                      limit=ctx.s["imbalance_limit"], val_fraction=0.2)
-                history = load_checkpoint(path)["history"]
-                val_error = [100 * (1 - h["val_accuracy"]) for h in history if "val_accuracy" in h]
-                audited = ctx.audit([path], metric=None)
-                key = f"{label}/{'balanced' if imbalance is None else f'ratio {imbalance:g}'}/{method}"
-                curves[key] = val_error
-                m = audited.models[0]
-                rows.append({"pair": label, "classes": [spec.classes[c] for c in pair], "imbalance": imbalance,
-                             "method": method, "val_error_per_epoch": val_error, "natural_error": m.natural_error,
-                             "adversarial_error": m.adversarial_error,
-                             "per_class_natural_error": _per_class_error(m)})
-    text = f"# Class imbalance and similar classes ({ctx.s['dataset']})\n\n" + _setting_line(
-        {**ctx.s, "epochs": ctx.s["imbalance_epochs"], "limit": ctx.s["imbalance_limit"]}, ctx.config.scale)
-    text += (f"\nThe paper's Sec. 3.2 and Fig. 5: two 2-class problems, a similar pair "
-             f"({' vs '.join(spec.classes[c] for c in similar)}) and a dissimilar one "
-             f"({' vs '.join(spec.classes[c] for c in dissimilar)}), balanced and with the second class down-sampled to "
-             f"{IMBALANCE_RATIO:g} of its size; CE vs PGD. Validation error on a 20 % held-out split per epoch; "
-             "NE/AE and per-class NE on the test points of the pair.\n\n")
-    text += _md_table(["pair", "data", "method", "final val error %", "test NE %", "per-class NE %", "test AE %"], [
-        [r["pair"] + " (" + " vs ".join(r["classes"]) + ")", "balanced" if r["imbalance"] is None else f"ratio {r['imbalance']:g}",
-         r["method"], _fmt(r["val_error_per_epoch"][-1] if r["val_error_per_epoch"] else None),
-         _fmt(r["natural_error"]), " / ".join(_fmt(v, ".1f") for v in r["per_class_natural_error"]),
-         _fmt(r["adversarial_error"])] for r in rows])
-    text += _reading_imbalance(rows)
-    plot = ctx.folder / "validation-curves.png"
-    ctx.folder.mkdir(parents=True, exist_ok=True)
-    _figure(plot, lambda fig: _curves(fig, curves), size=(10, 7))
-    text += "\n![validation error per epoch](validation-curves.png)\n"
+    for (label, pair, imbalance, method), path in zip(jobs, paths):
+        history = load_checkpoint(path).history
+        val_error = [100 * (1 - h["val_accuracy"]) for h in history if "val_accuracy" in h]
+        m = ctx.audit([path], metric=None).models[0]
+        curves[f"{label}/{'balanced' if imbalance is None else f'ratio {imbalance:g}'}/{method}"] = val_error
+        rows.append({"pair": label, "classes": [spec.classes[c] for c in pair], "imbalance": imbalance,
+                     "method": method, "val_error_per_epoch": val_error, "natural_error": m.natural_error,
+                     "adversarial_error": m.adversarial_error, "per_class_natural_error": _per_class_error(m)})
+    plot = ctx.plot("validation-curves.png", lambda fig: _curves(fig, curves), size=(10, 7))
+    text = prose.imbalance_report(ctx.s["dataset"],
+                                  ctx.setting(epochs=ctx.s["imbalance_epochs"], limit=ctx.s["imbalance_limit"]),
+                                  [spec.classes[c] for c in similar], [spec.classes[c] for c in dissimilar],
+                                  IMBALANCE_RATIO, rows, plot.name)
     return ctx.write("imbalance", {"rows": rows, "pairs": {"similar": list(similar), "dissimilar": list(dissimilar)}},
                      text, [plot])
 
@@ -621,27 +501,6 @@ def _pairs(ctx: _Context) -> tuple[tuple[int, int], tuple[int, int]]:
     return tuple(sorted(int(i) for i in near)), tuple(sorted(int(i) for i in far))  # type: ignore[return-value]
 
 
-def _reading_imbalance(rows: list[dict]) -> str:
-    def final(pair, imbalance, method):
-        r = next(r for r in rows if r["pair"] == pair and r["imbalance"] == imbalance and r["method"] == method)
-        return r["natural_error"]
-
-    lines = []
-    for pair in ("similar", "dissimilar"):
-        for imbalance in (None, IMBALANCE_RATIO):
-            cost = final(pair, imbalance, "pgd") - final(pair, imbalance, "ce")
-            lines.append(f"- {pair} pair, {'balanced' if imbalance is None else f'ratio {imbalance:g}'}: PGD's test NE "
-                         f"is {cost:+.2f} points from CE's.")
-    sim = final("similar", None, "pgd") - final("similar", None, "ce")
-    dis = final("dissimilar", None, "pgd") - final("dissimilar", None, "ce")
-    lines.append("- " + ("PGD costs more clean accuracy on the similar pair than on the dissimilar one, as in Fig. 5."
-                         if sim > dis else
-                         "PGD does not cost more clean accuracy on the similar pair than on the dissimilar one here, "
-                         "unlike Fig. 5."))
-    sim_imb = final("similar", IMBALANCE_RATIO, "pgd") - final("similar", IMBALANCE_RATIO, "ce")
-    lines.append("- " + ("Imbalance widens PGD's cost on the similar pair, as the paper reports."
-                         if sim_imb > sim else "Imbalance does not widen PGD's cost on the similar pair here."))
-    return "\n**Reading.**\n\n" + "\n".join(lines) + "\n"
 
 
 def _curves(fig, curves: dict[str, list[float]]) -> None:
@@ -659,33 +518,26 @@ def _curves(fig, curves: dict[str, list[float]]) -> None:
         ax.legend(fontsize=8)
 
 
+
+
 @_register("entropy", "entropy histograms of CE vs PGD predictions (Fig. 7)")
 def _entropy(ctx: _Context) -> ExperimentResult:
-    ce, pgd = ctx.checkpoint("ce"), ctx.checkpoint("pgd")
+    ce, pgd = ctx.train([ctx.run("ce"), ctx.run("pgd")], audits=1)
     report = ctx.audit([ce, pgd])
     k = report.num_classes
     rows, results = [], {}
     for m in report.models:
         nat, adv = m.predictions.natural_entropy, m.predictions.adversarial_entropy
-        rows.append([m.name, _fmt(float(nat.mean()), ".3f"), _fmt(float(nat.median()), ".3f"),
-                     _fmt(float((nat < 0.1 * math.log(k)).double().mean()) * 100, ".1f"),
-                     _fmt(float(adv.mean()), ".3f")])
+        confident = float((nat < 0.1 * math.log(k)).double().mean())
+        rows.append([m.name, fmt(float(nat.mean()), ".3f"), fmt(float(nat.median()), ".3f"), fmt(confident * 100, ".1f"),
+                     fmt(float(adv.mean()), ".3f")])
         results[m.name] = {"natural_mean": float(nat.mean()), "natural_median": float(nat.median()),
-                           "adversarial_mean": float(adv.mean()), "confident_share": float((nat < 0.1 * math.log(k)).double().mean()),
+                           "adversarial_mean": float(adv.mean()), "confident_share": confident,
                            "histogram": np.histogram(nat.numpy(), bins=20, range=(0, math.log(k)))[0].tolist()}
-    text = f"# Confidence of CE and PGD models ({ctx.s['dataset']})\n\n" + _setting_line(ctx.s, ctx.config.scale)
-    text += (f"\nThe paper's Fig. 7: the entropy H(softmax(f(x))) of each test prediction, in nats (max log K = "
-             f"{math.log(k):.3f}). Robust models are expected to be less confident: higher entropy.\n\n")
-    text += _md_table(["model", "mean H (clean)", "median H (clean)", "% with H < 0.1 log K", "mean H (adversarial)"], rows)
-    ce_mean, pgd_mean = results[report.models[0].name]["natural_mean"], results[report.models[1].name]["natural_mean"]
-    text += ("\n**Reading.** " + (f"PGD's predictions have higher mean entropy ({pgd_mean:.3f} vs {ce_mean:.3f} nats): "
-                                  "the robust model is less confident, as in Fig. 7.\n" if pgd_mean > ce_mean else
-                                  f"PGD's predictions do not have higher mean entropy ({pgd_mean:.3f} vs {ce_mean:.3f} "
-                                  "nats), unlike Fig. 7.\n"))
-    plot = ctx.folder / "entropy.png"
-    ctx.folder.mkdir(parents=True, exist_ok=True)
-    _figure(plot, lambda fig: _entropy_hist(fig, report), size=(7, 4))
-    text += "\n![entropy histograms](entropy.png)\n"
+    plot = ctx.plot("entropy.png", lambda fig: _entropy_hist(fig, report), size=(7, 4))
+    text = prose.entropy_report(ctx.s["dataset"], ctx.setting(), k, rows,
+                                results[report.models[0].name]["natural_mean"],
+                                results[report.models[1].name]["natural_mean"], plot.name)
     return ctx.write("entropy", results, text, [plot])
 
 
@@ -707,6 +559,8 @@ def _summary(m) -> dict[str, Any]:
             "adversarial_error": m.adversarial_error, "score": m.score}
 
 
+
+
 # --- entry point ------------------------------------------------------------------------
 
 
@@ -720,6 +574,10 @@ def run_experiment(config: ReproduceConfig, *, progress: Any | None = None) -> E
         Has ``training(name, epochs)`` and ``auditing(names, attack)``, each a
         context manager yielding the progress reporter handed to
         :func:`wpgdkit.training.train` or :func:`wpgdkit.audit.audit` (or None).
+        Optionally also ``plan(*, trainings, audits)``, called once before the
+        first run with the number of runs that will train or resume (reused
+        ones not counted) and of audits that follow, and ``reused(name)``,
+        called for each complete run reused as it is (no ``training`` call).
 
     Returns
     -------
@@ -728,8 +586,7 @@ def run_experiment(config: ReproduceConfig, *, progress: Any | None = None) -> E
     Raises
     ------
     WpgdkitError
-        For unknown names, bad settings, missing data, or an existing run
-        folder holding checkpoints trained with other settings.
+        For unknown names, bad settings or missing data.
     """
     _, fn = get_experiment(config.experiment)
     settings = resolve_settings(config)

@@ -13,7 +13,8 @@ folder holds *data*, the metrics shipped with the project
 from __future__ import annotations
 
 from wpgdkit.labelmetric.compare import Correlation, matrix_correlation, metric_correlation, offdiagonal
-from wpgdkit.labelmetric.core import LabelMetric, Provenance, resolve_class_indices
+from wpgdkit.labelmetric.core import NORMALIZATIONS, LabelMetric, Provenance, resolve_class_indices
+from wpgdkit.labelmetric.describe import metric_origin, metric_summary, nearest_and_farthest
 from wpgdkit.labelmetric.io import FORMATS, read_class_list, read_metric, write_metric
 from wpgdkit.labelmetric.ot_check import OTCheckReport, entropy, reference_check, wasserstein_to_onehot
 from wpgdkit.labelmetric.sources import (
@@ -43,6 +44,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "FORMATS",
+    "NORMALIZATIONS",
     "BuildConfig",
     "Correlation",
     "LabelMetric",
@@ -59,6 +61,9 @@ __all__ = [
     "list_sources",
     "matrix_correlation",
     "metric_correlation",
+    "metric_origin",
+    "metric_summary",
+    "nearest_and_farthest",
     "offdiagonal",
     "read_class_list",
     "read_metric",

@@ -12,7 +12,11 @@ import numpy as np
 
 from wpgdkit.errors import MetricFormatError, UnknownNameError
 
-__all__ = ["Provenance", "LabelMetric", "resolve_class_indices"]
+__all__ = ["NORMALIZATIONS", "Provenance", "LabelMetric", "check_normalization", "resolve_class_indices"]
+
+#: What :meth:`LabelMetric.normalized` (and ``BuildConfig.normalize``) accepts:
+#: ``none`` keeps the entries, ``max`` divides them by the largest.
+NORMALIZATIONS: tuple[str, ...] = ("none", "max")
 
 
 @dataclass(frozen=True)
@@ -120,11 +124,10 @@ class LabelMetric:
         return dataclasses.replace(self, classes=tuple(self.classes[i] for i in idx), matrix=matrix)
 
     def normalized(self, mode: str = "max") -> LabelMetric:
-        """Scale the matrix: ``"max"`` divides by the largest entry, ``"none"`` keeps it."""
+        """Scale the matrix: ``"max"`` divides by the largest entry, ``"none"`` keeps it (see :data:`NORMALIZATIONS`)."""
+        check_normalization(mode)
         if mode == "none":
             return self
-        if mode != "max":
-            raise UnknownNameError(f"unknown normalisation {mode!r}; choose one of: max, none")
         top = float(self.matrix.max()) if self.matrix.size else 0.0
         if top <= 0:
             raise MetricFormatError("cannot normalise an all-zero metric by its maximum")
@@ -132,6 +135,12 @@ class LabelMetric:
 
     def with_provenance(self, **changes: Any) -> LabelMetric:
         return dataclasses.replace(self, provenance=dataclasses.replace(self.provenance, **changes))
+
+
+def check_normalization(mode: str) -> None:
+    """Refuse a normalisation mode outside :data:`NORMALIZATIONS` (UnknownNameError listing them)."""
+    if mode not in NORMALIZATIONS:
+        raise UnknownNameError(f"unknown normalisation {mode!r}; choose one of: {', '.join(sorted(NORMALIZATIONS))}")
 
 
 def resolve_class_indices(classes: Sequence[str], selection: Sequence[str | int]) -> list[int]:

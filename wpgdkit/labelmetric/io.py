@@ -32,6 +32,7 @@ import numpy as np
 
 from wpgdkit.atomic import atomic_path, atomic_write_text
 from wpgdkit.errors import DataNotFoundError, MetricFormatError
+from wpgdkit.jsonutil import write_json
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
 
 __all__ = [
@@ -249,7 +250,7 @@ def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
             "matrix": [[_json_number(v) for v in row] for row in metric.matrix],
             "provenance": metric.provenance.to_dict(),
         }
-        atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+        write_json(payload, path, indent=1)
     else:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.ascontiguousarray(metric.matrix), allow_pickle=False)

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wpgdkit.attacks import eval_mode
+from wpgdkit.attacks.pgd import eval_mode
+from wpgdkit.checkpoint import Checkpoint
 from wpgdkit.errors import UnknownNameError, WpgdkitError
 
 __all__ = [
@@ -267,34 +268,53 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torc
 
 @dataclass
 class TrainedModel:
-    """A checkpoint's network and what it was trained on.
+    """A checkpoint's run record and its rebuilt network (what the network sources evaluate).
 
     Attributes
     ----------
-    path : str
+    checkpoint : Checkpoint
+        The run record (:mod:`wpgdkit.checkpoint`): dataset, classes, threat model, ...
     model : nn.Module
         In eval mode, on the device it was loaded to.
-    dataset : str
-    classes : tuple of str
-        The checkpoint's classes in label order (possibly a subset of the dataset's).
-    class_indices : tuple of int
-        Their labels in the full dataset.
-    norm : str
-        The training attack's norm.
-    data_seed : int
-        The run's data seed (it generates the ``toy`` splits).
-    summary : dict
-        JSON-typed facts for the metric's provenance (model, method, epoch, file hash).
+    sha256 : str
+        The file's digest: it ties a metric's provenance to these exact weights.
     """
 
-    path: str
+    checkpoint: Checkpoint
     model: nn.Module
-    dataset: str
-    classes: tuple[str, ...]
-    class_indices: tuple[int, ...]
-    norm: str
-    data_seed: int
-    summary: dict[str, Any]
+    sha256: str
+
+    @property
+    def path(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def dataset(self) -> str:
+        return self.checkpoint.data.dataset
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.checkpoint.data.classes
+
+    @property
+    def class_indices(self) -> tuple[int, ...]:
+        return self.checkpoint.data.class_indices
+
+    @property
+    def norm(self) -> str:
+        """The training attack's norm."""
+        return self.checkpoint.threat.norm
+
+    @property
+    def data_seed(self) -> int:
+        """The run's data seed (it generates the ``toy`` splits)."""
+        return self.checkpoint.data.seed
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """JSON-typed facts for the metric's provenance (model, method, epoch, file hash)."""
+        return {"model": self.checkpoint.model.name, "method": self.checkpoint.method, "epoch": self.checkpoint.epoch,
+                "checkpoint_sha256": self.sha256}
 
 
 def load_trained_model(
@@ -314,30 +334,16 @@ def load_trained_model(
     DataNotFoundError
         If the file does not exist.
     CheckpointError
-        If it is not a readable, complete wpgdkit checkpoint.
+        If it is not a readable, well-formed wpgdkit checkpoint.
     WpgdkitError
         If ``dataset`` is not the checkpoint's.
     """
-    from wpgdkit.training.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+    from wpgdkit.checkpoint import load_checkpoint
 
-    payload = load_checkpoint(path)
-    try:
-        data, attack = payload["data"], payload["attack"]
-        facts = dict(
-            dataset=str(data["dataset"]), classes=tuple(str(c) for c in data["classes"]),
-            class_indices=tuple(int(i) for i in data["class_indices"]), norm=str(attack["norm"]),
-            data_seed=int(data.get("seed", 0)),
-            summary={"model": str(payload["model"]["name"]), "method": str(payload["method"]),
-                     "epoch": int(payload["epoch"])},
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: incomplete wpgdkit checkpoint (bad data or attack section: {exc!r})") from None
-    if dataset is not None and dataset != facts["dataset"]:
-        raise WpgdkitError(f"--dataset {dataset} disagrees with {path}, which was trained on {facts['dataset']}")
-    # The hash ties the metric's provenance to these exact weights.
-    facts["summary"]["checkpoint_sha256"] = _sha256(path)
-    model = model_from_checkpoint(payload, device=device, name=str(path))
-    return TrainedModel(path=str(path), model=model, **facts)
+    checkpoint = load_checkpoint(path)
+    if dataset is not None and dataset != checkpoint.data.dataset:
+        raise WpgdkitError(f"dataset {dataset} disagrees with {path}, which was trained on {checkpoint.data.dataset}")
+    return TrainedModel(checkpoint=checkpoint, model=checkpoint.build_model(device), sha256=_sha256(path))
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:

@@ -1,4 +1,8 @@
-"""Heatmaps of K×K matrices with class names on the axes."""
+"""Heatmaps of K×K matrices with class names on the axes.
+
+``agg_pyplot``, ``check_plot_suffix``, ``save_figure`` and ``PLOT_SUFFIXES``
+live in :mod:`wpgdkit.figures`; they stay importable from here.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from wpgdkit.atomic import atomic_path
-from wpgdkit.errors import WpgdkitError
+# The figure helpers live in wpgdkit.figures; re-exported here for older imports.
+from wpgdkit.figures import PLOT_SUFFIXES, agg_pyplot, check_plot_suffix, save_figure
 
 __all__ = [
     "plot_heatmap",
@@ -23,42 +27,13 @@ __all__ = [
     "PLOT_SUFFIXES",
 ]
 
-#: File endings a plot can be written as (matplotlib picks the format from them).
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
-
 #: Class names are written on the axes up to this many classes; beyond, indices.
 MAX_NAMED_CLASSES = 40
-
-
-def agg_pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (files only; never needs a display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def check_plot_suffix(path: Path) -> str:
-    """The format of ``path`` from its ending (``png``, ``pdf``, ``svg``), or a WpgdkitError."""
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise WpgdkitError(f"plot file must end in .png, .pdf or .svg, got {path.name}")
-    return path.suffix.lstrip(".").lower()
 
 
 def heatmap_size(k: int) -> float:
     """Side in inches of a heatmap panel of ``k`` classes (grows with K, capped)."""
     return min(4 + 0.28 * min(k, MAX_NAMED_CLASSES), 16)
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
-    """Write ``fig`` atomically to ``path`` (format from its ending)."""
-    path = Path(path)
-    fmt = check_plot_suffix(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=fmt)
-    return path
 
 
 def draw_heatmap(

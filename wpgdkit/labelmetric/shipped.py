@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from wpgdkit import __version__
-from wpgdkit.atomic import atomic_write_text
 from wpgdkit.errors import DataNotFoundError
+from wpgdkit.jsonutil import write_json
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
 from wpgdkit.labelmetric.io import read_metric, write_metric
 from wpgdkit.labelmetric.sources import BuildConfig, build_metric
@@ -110,7 +110,7 @@ def build_shipped_metrics(folder: Path | None = None, *, only: list[str] | None 
         entries[file] = {"file": file, "sha256": _sha256(path), "provenance": metric.provenance.to_dict()}
         print(f"built {file}", file=sys.stderr)
     manifest = {"format": "wpgdkit-metrics-manifest", "version": 1, "metrics": [entries[f] for f in sorted(entries)]}
-    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    write_json(manifest, folder / MANIFEST, indent=1)
     return manifest
 
 

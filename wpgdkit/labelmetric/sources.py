@@ -23,7 +23,8 @@ import numpy as np
 
 from wpgdkit import __version__
 from wpgdkit.errors import DataNotFoundError, MetricFormatError, UnknownNameError, WpgdkitError
-from wpgdkit.labelmetric.core import LabelMetric, Provenance
+from wpgdkit.device import check_threads, torch_threads
+from wpgdkit.labelmetric.core import LabelMetric, Provenance, check_normalization
 from wpgdkit.labelmetric.io import read_class_list, read_metric
 from wpgdkit.labelmetric.validate import validate_metric
 from wpgdkit.registry import Registry
@@ -55,6 +56,7 @@ class BuildConfig:
     classes : tuple of str or None
         Keep only these classes (names or indices), in this order.
     normalize : {"none", "max"}
+        See :data:`~wpgdkit.labelmetric.core.NORMALIZATIONS`.
     wordnet_dir, synset_map : str or None
         WordNet location; a CSV mapping classes to synsets (columns ``class``, ``synset``).
     data_dir, download, limit, seed, l2, max_iter
@@ -63,8 +65,9 @@ class BuildConfig:
         each class (``boundary``) or in total (``confusion``).
     checkpoint : str or None
         A trained model (``boundary`` and ``confusion`` sources).
-    split : {"test", "train"} or None
-        The split the checkpoint sources evaluate the model on; None: test.
+    split : {"train", "test"} or None
+        The split the checkpoint sources evaluate the model on
+        (:data:`wpgdkit.datasets.SPLITS`); None: test.
     input, class_list : str or None
         The matrix file and, for NPY, its class names (``file`` source).
     allow_asymmetric : bool
@@ -72,6 +75,11 @@ class BuildConfig:
         Where the checkpoint sources run the network; ``auto`` picks CUDA when
         available. The matrices agree across devices up to floating-point
         rounding, so the device is not part of the rebuild command.
+    threads : int or None
+        torch's CPU threads while the source computes (the ``linear``,
+        ``boundary`` and ``confusion`` sources; the others do not use torch);
+        None leaves torch's default. Like the device, not part of the rebuild
+        command.
     """
 
     source: str = "wordnet"
@@ -93,6 +101,7 @@ class BuildConfig:
     class_list: str | None = None
     allow_asymmetric: bool = False
     device: str = "auto"
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,7 @@ def _trained_model(config: BuildConfig, device):
 
 
 def _device(config: BuildConfig):
-    from wpgdkit.training.distributed import resolve_device
+    from wpgdkit.device import resolve_device
 
     # A deep network's K input gradients per point are slow on a CPU, hence
     # auto; an unknown name or cuda without a GPU is refused here.
@@ -326,12 +335,18 @@ def build_metric(config: BuildConfig) -> LabelMetric:
     if config.measure is not None and config.measure not in source.measures:
         choices = ", ".join(source.measures) or "none (this source has no measures)"
         raise UnknownNameError(f"unknown measure {config.measure!r} for --source {source.name}; choose one of: {choices}")
-    if config.normalize not in ("none", "max"):
-        raise UnknownNameError(f"unknown normalisation {config.normalize!r}; choose one of: max, none")
+    check_normalization(config.normalize)
+    if config.split is not None:
+        from wpgdkit.datasets import SPLITS
+
+        if config.split not in SPLITS:
+            raise UnknownNameError(f"unknown split {config.split!r}; choose one of: {', '.join(SPLITS)}")
+    check_threads(config.threads)
     if config.limit is not None and config.limit < 1:
         raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
     _refuse_unread_options(config, source)
-    metric = source.build(config)
+    with torch_threads(config.threads):
+        metric = source.build(config)
     if config.classes:
         metric = metric.subset(config.classes)
     metric = metric.normalized(config.normalize)

@@ -20,7 +20,7 @@ metrics often lack:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -138,6 +138,12 @@ class MetricReport:
     def is_metric(self) -> bool:
         """A (pseudo)metric in the mathematical sense: symmetric, triangle inequality holds."""
         return self.symmetric and self.triangle_violations == 0
+
+    def to_dict(self) -> dict:
+        """The fields as a dict (the worst violation as a dict too), plus ``is_metric``."""
+        out = asdict(self)
+        out["is_metric"] = self.is_metric
+        return out
 
     def psd_note(self) -> str:
         if self.positive_semidefinite:

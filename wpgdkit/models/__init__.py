@@ -12,7 +12,8 @@ Every model takes pixel-space inputs (``[0, 1]`` for images) and normalises
 them itself, so attacks perturb and clip in pixel space. Built-in models:
 ``linear``, ``mlp`` (any input shape), ``small-cnn`` (images of at least 8×8)
 and the Wide ResNets ``wrn-16-10``, ``wrn-28-10``, ``wrn-40-10`` (3×32×32 or
-3×64×64). Register more with :func:`register_model`.
+3×64×64). Register more with :func:`register_model`; :func:`describe_models`
+lists them with their size for a dataset.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from wpgdkit.models.registry import (
 from wpgdkit.models import simple as _simple  # noqa: E402,F401  isort: skip
 from wpgdkit.models import wide_resnet as _wide_resnet  # noqa: E402,F401  isort: skip
 from wpgdkit.models.wide_resnet import WideResNet, parse_wrn_name  # noqa: E402
+from wpgdkit.models.describe import describe_models, model_parameter_count  # noqa: E402
 
 __all__ = [
     "DATASET_NORMALIZATION",
@@ -42,9 +44,11 @@ __all__ = [
     "count_parameters",
     "create_model",
     "dataset_normalization",
+    "describe_models",
     "format_shape",
     "get_model_spec",
     "list_models",
+    "model_parameter_count",
     "parse_wrn_name",
     "register_model",
 ]

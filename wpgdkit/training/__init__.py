@@ -1,14 +1,19 @@
-"""Adversarial training with CE, PGD and WPGD: data, loop, checkpoints, torchrun."""
+"""Adversarial training with CE, PGD and WPGD: data, loop, torchrun.
+
+Checkpoints are the run record of :mod:`wpgdkit.checkpoint`
+(``load_checkpoint`` is re-exported here for convenience).
+"""
 
 from __future__ import annotations
 
-from wpgdkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from wpgdkit.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from wpgdkit.training.data import DataConfig, TrainingData, prepare_data
-from wpgdkit.training.loop import METHODS, SCHEDULES, TrainConfig, TrainResult, log_path_for, train
+from wpgdkit.training.loop import METHODS, SCHEDULES, TrainConfig, TrainResult, log_path_for, run_settings, train
 
 __all__ = [
     "METHODS",
     "SCHEDULES",
+    "Checkpoint",
     "CheckpointError",
     "DataConfig",
     "TrainConfig",
@@ -17,6 +22,6 @@ __all__ = [
     "load_checkpoint",
     "log_path_for",
     "prepare_data",
-    "save_checkpoint",
+    "run_settings",
     "train",
 ]

@@ -19,7 +19,7 @@ from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.core import resolve_class_indices
 
 __all__ = [
-    "DataConfig", "TrainingData", "prepare_data", "load_eval_split", "augment_batch", "batch_generator", "epoch_order",
+    "DataConfig", "TrainingData", "prepare_data", "selected_classes", "applies_augmentation", "data_record", "load_eval_split", "augment_batch", "batch_generator", "epoch_order",
 ]
 
 
@@ -131,11 +131,7 @@ def prepare_data(config: DataConfig) -> TrainingData:
         raise WpgdkitError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
     if config.limit is not None and config.limit < 2:
         raise WpgdkitError(f"--limit must be at least 2, got {config.limit}")
-    selected = (
-        resolve_class_indices(spec.classes, config.classes) if config.classes else list(range(spec.num_classes))
-    )
-    if len(selected) < 2:
-        raise WpgdkitError("training needs at least 2 classes")
+    selected = selected_classes(config)
     base = load_split(config.dataset, "train", data_dir=config.data_dir, download=config.download, seed=config.seed)
     original = _labels_of(base)
     remap = torch.full((spec.num_classes,), -1, dtype=torch.int64)
@@ -152,7 +148,7 @@ def prepare_data(config: DataConfig) -> TrainingData:
     if len(train_idx) == 0:
         raise WpgdkitError("no training points left after --classes/--imbalance/--limit/--val-fraction")
     labels = remap[original]
-    augment = config.augment and len(spec.input_shape) == 3 and spec.input_shape[-1] >= 32
+    augment = applies_augmentation(config)
     return TrainingData(
         train=_Relabelled(base, train_idx, labels[train_idx]),
         val=_Relabelled(base, val_idx, labels[val_idx]),
@@ -161,6 +157,43 @@ def prepare_data(config: DataConfig) -> TrainingData:
         input_shape=tuple(spec.input_shape),
         input_range=spec.input_range,
         augment=augment,
+    )
+
+
+def selected_classes(config: DataConfig) -> list[int]:
+    """The run's classes as labels of the full dataset, in the run's label order (all of them by default).
+
+    Raises
+    ------
+    WpgdkitError
+        For an unknown class, or fewer than 2 classes.
+    """
+    spec = get_dataset(config.dataset)
+    selected = resolve_class_indices(spec.classes, config.classes) if config.classes else list(range(spec.num_classes))
+    if len(selected) < 2:
+        raise WpgdkitError("training needs at least 2 classes")
+    return selected
+
+
+def applies_augmentation(config: DataConfig) -> bool:
+    """Whether the run augments: asked for, and images of at least 32 pixels a side (CIFAR, Tiny-ImageNet)."""
+    shape = get_dataset(config.dataset).input_shape
+    return bool(config.augment) and len(shape) == 3 and shape[-1] >= 32
+
+
+def data_record(config: DataConfig):
+    """The :class:`~wpgdkit.checkpoint.DataRecord` of a run on ``config``, without loading any data."""
+    from wpgdkit.checkpoint import DataRecord
+
+    spec = get_dataset(config.dataset)
+    selected = selected_classes(config)
+    return DataRecord(
+        dataset=config.dataset, classes=tuple(spec.classes[i] for i in selected), class_indices=tuple(selected),
+        limit=config.limit, val_fraction=float(config.val_fraction),
+        imbalance=float(config.imbalance) if config.imbalance is not None else None,
+        imbalance_class=config.imbalance_class, augment=applies_augmentation(config),
+        input_range=tuple(spec.input_range) if spec.input_range is not None else None, seed=config.seed,
+        data_dir=config.data_dir, download=config.download,
     )
 
 

@@ -14,25 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from wpgdkit.errors import WpgdkitError
+from wpgdkit.device import resolve_device
 
-__all__ = ["DEVICE_NAMES", "DistributedContext", "setup_distributed", "resolve_device"]
-
-# What every --device flag accepts.
-DEVICE_NAMES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error."""
-    if name not in DEVICE_NAMES:
-        raise WpgdkitError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_NAMES)}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise WpgdkitError("--device cuda asked for, but no CUDA device is available (use --device cpu)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+__all__ = ["DistributedContext", "setup_distributed"]
 
 
 @dataclass

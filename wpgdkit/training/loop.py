@@ -8,7 +8,6 @@ clean inputs.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -22,15 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from wpgdkit import __version__
-from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
-from wpgdkit.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
-from wpgdkit.training.data import DataConfig, TrainingData, augment_batch, batch_generator, batch_seed, prepare_data
+from wpgdkit.attacks.threat import ThreatModel
+from wpgdkit.checkpoint import METHODS, SCHEDULES, Checkpoint, OptimizerRecord, RunSettings, load_checkpoint, metric_digest
+from wpgdkit.device import DEVICE_NAMES
+from wpgdkit.errors import UnknownNameError, WpgdkitError
+from wpgdkit.jsonutil import json_value
+from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
 
-__all__ = ["METHODS", "SCHEDULES", "TrainConfig", "TrainResult", "train", "log_path_for"]
-
-METHODS = ("ce", "pgd", "wpgd")
-SCHEDULES = ("piecewise", "cosine", "constant")
+__all__ = ["METHODS", "SCHEDULES", "TrainConfig", "TrainResult", "train", "log_path_for", "run_settings"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,8 @@ class TrainConfig:
     p, lam : float
         Power of the metric and λ of eq. 5 (``inf``: no entropy term).
     norm, eps, step_size, steps, random_start
-        The inner attack; ``step_size`` defaults to ``2.5 ε / steps``.
+        The inner attack's :class:`~wpgdkit.attacks.ThreatModel` (``step_size``
+        None takes its default).
     eval_steps : int
         PGD steps of the per-epoch robust validation accuracy (0 skips it).
     epochs, batch_size, lr, momentum, weight_decay, schedule
@@ -58,7 +58,11 @@ class TrainConfig:
     out : str
         Checkpoint path; the log (one JSON line per epoch) is written beside it.
     resume : bool
-        Continue from ``out`` if it exists.
+        Continue from ``out`` if it exists (it must be the same run: equal
+        :meth:`~wpgdkit.checkpoint.RunSettings.fingerprint`).
+    force : bool
+        Start over even if ``out`` holds a run (its log starts afresh). Without
+        ``resume`` or ``force`` an existing ``out`` is refused.
     device : {"auto", "cpu", "cuda"}
     amp : bool
         bfloat16 autocast on CUDA.
@@ -89,16 +93,17 @@ class TrainConfig:
     schedule: str = "piecewise"
     out: str = "runs/model.pt"
     resume: bool = False
+    force: bool = False
     device: str = "auto"
     amp: bool = True
     workers: int = 0
     seed: int = 0
     deterministic: bool = False
 
-    @property
-    def attack_step_size(self) -> float:
-        # max(): a config with steps < 1 is rejected by validation, which reads this first
-        return self.step_size if self.step_size is not None else 2.5 * self.eps / max(self.steps, 1)
+    def threat(self, bounds: tuple[float, float] | None) -> ThreatModel:
+        """The inner attack's threat model on data in ``bounds`` (validated there)."""
+        return ThreatModel(eps=self.eps, step_size=self.step_size, steps=self.steps, norm=self.norm,
+                           random_start=self.random_start, bounds=bounds)
 
 
 @dataclass
@@ -121,42 +126,71 @@ def _validate(config: TrainConfig) -> None:
     if config.schedule not in SCHEDULES:
         raise UnknownNameError(f"unknown schedule {config.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     checks = [
-        (config.eps > 0, f"--eps must be positive, got {config.eps}"),
-        (config.steps >= 1, f"--steps must be at least 1, got {config.steps}"),
-        (config.attack_step_size > 0, "--step-size must be positive"),
-        (config.p > 0, f"--p must be positive, got {config.p}"),
-        (config.lam > 0, f"--lam must be positive (inf for no entropy term), got {config.lam}"),
-        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
-        (config.batch_size >= 1, f"--batch-size must be at least 1, got {config.batch_size}"),
-        (config.lr > 0, f"--lr must be positive, got {config.lr}"),
-        (config.eval_steps >= 0, "--eval-steps must be >= 0"),
-        (config.workers >= 0, "--workers must be >= 0"),
-        (config.device in ("auto", "cpu", "cuda"), f"unknown device {config.device!r}; choose one of: auto, cpu, cuda"),
+        (config.p > 0 and math.isfinite(config.p), f"p must be a positive finite number, got {config.p}"),
+        (config.lam > 0, f"lam must be positive (inf for no entropy term), got {config.lam}"),
+        (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
+        (config.batch_size >= 1, f"batch_size must be at least 1, got {config.batch_size}"),
+        (config.lr > 0, f"lr must be positive, got {config.lr}"),
+        (config.eval_steps >= 0, "eval_steps must be >= 0"),
+        (config.workers >= 0, "workers must be >= 0"),
+        (config.device in DEVICE_NAMES, f"unknown device {config.device!r}; choose one of: {', '.join(DEVICE_NAMES)}"),
     ]
     for ok, message in checks:
         if not ok:
             raise WpgdkitError(message)
+    config.threat(bounds=None)  # eps, step_size, steps, norm: validated by the threat model, before any work
     if config.method == "wpgd" and config.metric is None:
-        raise WpgdkitError("--method wpgd needs --metric (a label-metric file, e.g. metrics/cifar10-wordnet.csv)")
+        raise WpgdkitError("method wpgd needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
     if Path(config.out).suffix != ".pt":
-        raise WpgdkitError(f"--out must end in .pt, got {config.out}")
+        raise WpgdkitError(f"out must end in .pt, got {config.out}")
 
 
-def _load_metric(config: TrainConfig, data: TrainingData, full_classes: tuple[str, ...]):
+def _load_metric(config: TrainConfig, classes: tuple[str, ...]):
     """The metric over the training classes: sliced from the dataset's, or given for them."""
     if config.metric is None:
         return None
+    from wpgdkit.datasets import get_dataset
     from wpgdkit.labelmetric import read_metric, validate_metric
+    from wpgdkit.labelmetric.align import align_metric
 
     metric = read_metric(config.metric)
     validate_metric(metric, allow_asymmetric=True)
-    if metric.classes == data.classes:
-        return metric
-    if metric.classes == full_classes:
-        return metric.subset(list(data.classes))
-    raise MetricFormatError(
-        f"{config.metric}: its classes ({', '.join(metric.classes[:4])}, ...) are neither {config.data.dataset}'s "
-        f"nor the selected classes ({', '.join(data.classes[:4])}, ...) in label order"
+    return align_metric(metric, classes, get_dataset(config.data.dataset).classes, origin=str(config.metric))
+
+
+def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
+    """The :class:`~wpgdkit.checkpoint.RunSettings` a run of ``config`` records, without loading data.
+
+    Its :meth:`~wpgdkit.checkpoint.RunSettings.fingerprint` equals that of the
+    checkpoint such a run writes: the experiments reuse a file only then.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    metric : LabelMetric, keyword-only, optional
+        The metric over the run's classes, when the caller has it already
+        (else read from ``config.metric``).
+    """
+    from wpgdkit.checkpoint import ModelRecord
+    from wpgdkit.datasets import get_dataset
+    from wpgdkit.models import dataset_normalization
+    from wpgdkit.training.data import data_record
+
+    _validate(config)
+    data = data_record(config.data)
+    if metric is None and config.method == "wpgd":
+        metric = _load_metric(config, data.classes)
+    mean, std = dataset_normalization(config.data.dataset)
+    shape = tuple(get_dataset(config.data.dataset).input_shape)
+    return RunSettings(
+        model=ModelRecord(config.model, len(data.classes), shape, tuple(mean) if mean is not None else None,
+                          tuple(std) if std is not None else None),
+        data=data, method=config.method, threat=config.threat(data.input_range),
+        optimizer=OptimizerRecord(epochs=config.epochs, batch_size=config.batch_size, lr=float(config.lr),
+                                  momentum=float(config.momentum), weight_decay=float(config.weight_decay),
+                                  schedule=config.schedule),
+        seed=config.seed, p=float(config.p), lam=float(config.lam),
+        metric_sha256=metric_digest(metric.matrix) if config.method == "wpgd" and metric is not None else None,
     )
 
 
@@ -184,11 +218,6 @@ class _Autocast(torch.nn.Module):
             return self.model(x).float()
 
 
-# Settings that must agree for --resume to continue the same run.
-_RESUME_KEYS = ("model", "method", "p", "lam", "norm", "eps", "steps", "epochs", "batch_size", "lr", "momentum",
-                "weight_decay", "schedule", "seed")
-
-
 def train(
     config: TrainConfig,
     *,
@@ -210,63 +239,63 @@ def train(
     -------
     result : TrainResult
     """
-    from wpgdkit.attacks import PGDConfig
-    from wpgdkit.datasets import get_dataset
-    from wpgdkit.losses import WassersteinLoss
-    from wpgdkit.models import count_parameters, create_model, dataset_normalization
+    from wpgdkit.attacks import AttackConfig, create_attack
+    from wpgdkit.models import count_parameters
 
     _validate(config)
+    out = Path(config.out)
+    _check_destination(config, out)
     ctx = setup_distributed(config.device)
     progress = progress if ctx.is_main else None  # one progress display, from rank 0
     try:
         if config.deterministic:
             _make_deterministic()
-        spec = get_dataset(config.data.dataset)
         data = prepare_data(config.data)
-        metric = _load_metric(config, data, spec.classes)
+        metric = _load_metric(config, data.classes)
+        settings = run_settings(config, metric=metric)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        mean, std = dataset_normalization(config.data.dataset)
-        model = create_model(config.model, num_classes=len(data.classes), input_shape=data.input_shape, mean=mean, std=std)
+        model = settings.model.build()
         model.to(ctx.device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay, nesterov=config.momentum > 0)
         per_rank = config.batch_size
         if ctx.world_size > 1:
             if config.batch_size % ctx.world_size:
-                raise WpgdkitError(f"--batch-size {config.batch_size} must divide evenly over {ctx.world_size} processes")
+                raise WpgdkitError(f"batch_size {config.batch_size} must divide evenly over {ctx.world_size} processes")
         steps_per_epoch = max(1, sum(1 for _ in range(0, len(data.train), per_rank)))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.schedule, config.epochs * steps_per_epoch))
-        out = Path(config.out)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if config.resume and out.exists():
             state = load_checkpoint(out, map_location=ctx.device)
-            _check_resumable(state, config, data)
-            model.load_state_dict(state["model"]["state_dict"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history = list(state["history"])
-            start_epoch = int(state["epoch"])
+            _check_resumable(state, settings, config)
+            model.load_state_dict(state.state_dict)
+            optimizer.load_state_dict(state.optimizer_state)
+            scheduler.load_state_dict(state.scheduler_state)
+            history = list(state.history)
+            start_epoch = state.epoch
+        elif ctx.is_main:
+            log_path_for(out).unlink(missing_ok=True)  # a new run (or --force): its log starts afresh
         forward_model = _Autocast(model, ctx.device.type) if (config.amp and ctx.device.type == "cuda") else model
         trained = ctx.wrap(forward_model)
-        bounds = data.input_range
-        attack = PGDConfig(eps=config.eps, step_size=config.attack_step_size, steps=config.steps, norm=config.norm,
-                           random_start=config.random_start, bounds=bounds)
-        attack_loss = None
-        if config.method == "wpgd":
-            cost = torch.tensor(metric.matrix.copy(), dtype=torch.float32, device=ctx.device)
-            attack_loss = WassersteinLoss(cost, p=config.p, lam=config.lam).to(ctx.device)
+        threat = settings.threat
+        # The inner maximisation of eq. 2 / eq. 6: PGD on CE, or on ℓ_W with the metric (WPGD).
+        attack = None if config.method == "ce" else create_attack(
+            AttackConfig(config.method, threat, p=config.p, lam=config.lam), forward_model, metric=metric)
+        evaluation = create_attack(AttackConfig("pgd", threat.with_steps(config.eval_steps)), forward_model) \
+            if config.eval_steps > 0 else None
         for epoch in range(start_epoch, config.epochs):
-            record = _train_epoch(config, ctx, data, forward_model, trained, optimizer, scheduler, attack, attack_loss,
-                                  epoch, progress)
-            record.update(_evaluate(config, ctx, data, forward_model, attack, epoch))
+            record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress)
+            record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch))
             history.append(record)
             if ctx.is_main:
-                payload = _checkpoint_payload(config, data, model, metric, optimizer, scheduler, epoch + 1, history,
-                                              count_parameters(model))
-                save_checkpoint(payload, out)
+                Checkpoint(settings=settings, epoch=epoch + 1, state_dict=model.state_dict(), history=history,
+                           metric=metric, optimizer_state=optimizer.state_dict(),
+                           scheduler_state=scheduler.state_dict(), eval_steps=config.eval_steps, amp=config.amp,
+                           deterministic=config.deterministic, parameters=count_parameters(model),
+                           tool_version=__version__).save(out)
                 with open(log_path_for(out), "a", encoding="utf-8") as log:
-                    log.write(json.dumps(record) + "\n")
+                    log.write(json.dumps(json_value(record), allow_nan=False) + "\n")
             if progress is not None:
                 progress.end_epoch(record)
             if on_epoch_end is not None:
@@ -276,9 +305,13 @@ def train(
         ctx.close()
 
 
-def _train_epoch(config, ctx, data, model, trained, optimizer, scheduler, attack, attack_loss, epoch, progress):
-    from wpgdkit.attacks import pgd_attack
+def _check_destination(config: TrainConfig, out: Path) -> None:
+    """Never silently replace a finished (or interrupted) run."""
+    if out.exists() and not (config.resume or config.force):
+        raise WpgdkitError(f"{out} already holds a run; resume it (resume) or start over (force)")
 
+
+def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress):
     n_batches = len(range(0, len(data.train), config.batch_size))
     if progress is not None:
         progress.start_epoch(epoch, n_batches)
@@ -289,9 +322,9 @@ def _train_epoch(config, ctx, data, model, trained, optimizer, scheduler, attack
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if data.augment:
             x = augment_batch(x, generator=torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 0)))
-        if config.method != "ce":
+        if attack is not None:
             generator = torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 1) + ctx.rank)
-            x = pgd_attack(model, x, y, config=attack, loss_fn=attack_loss, generator=generator)
+            x = attack(x, y, generator=generator)
         trained.train()
         logits = trained(x)
         loss = F.cross_entropy(logits, y)
@@ -317,76 +350,36 @@ def _train_epoch(config, ctx, data, model, trained, optimizer, scheduler, attack
     }
 
 
-def _evaluate(config, ctx, data, model, attack, epoch) -> dict[str, Any]:
+def _evaluate(config, ctx, data, model, evaluation, epoch) -> dict[str, Any]:
     """Clean and PGD (cross-entropy) accuracy on the validation split."""
-    from wpgdkit.attacks import pgd_attack
-
     if len(data.val) == 0:
         return {}
     correct = robust = seen = 0
-    eval_attack = dataclasses.replace(attack, steps=max(config.eval_steps, 1),
-                                      step_size=2.5 * attack.eps / max(config.eval_steps, 1))
     model.eval()
     for index, x, y in batch_generator(data.val, batch_size=config.batch_size, seed=config.seed, epoch=epoch,
                                        shuffle=False, workers=config.workers):
         x, y = x.to(ctx.device), y.to(ctx.device)
         with torch.no_grad():
             correct += int((model(x).argmax(1) == y).sum())
-        if config.eval_steps > 0:
+        if evaluation is not None:
             generator = torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 2))
-            x_adv = pgd_attack(model, x, y, config=eval_attack, generator=generator)
+            x_adv = evaluation(x, y, generator=generator)
             with torch.no_grad():
                 robust += int((model(x_adv).argmax(1) == y).sum())
         seen += len(y)
     out = {"val_accuracy": correct / seen}
-    if config.eval_steps > 0:
+    if evaluation is not None:
         out["val_robust_accuracy"] = robust / seen
     return out
 
 
-def _check_resumable(state: dict, config: TrainConfig, data: TrainingData) -> None:
-    saved = state["run"]
-    for key in _RESUME_KEYS:
-        now = getattr(config, key)
-        if saved.get(key) != now and not (isinstance(now, float) and math.isinf(now) and saved.get(key) == "inf"):
-            raise WpgdkitError(f"cannot resume {config.out}: it was trained with {key}={saved.get(key)!r}, not {now!r}")
-    if tuple(state["data"]["classes"]) != data.classes:
-        raise WpgdkitError(f"cannot resume {config.out}: it was trained on other classes")
-
-
-def _checkpoint_payload(config, data, model, metric, optimizer, scheduler, epoch, history, parameters) -> dict:
-    run = {key: getattr(config, key) for key in _RESUME_KEYS}
-    run.update(step_size=config.attack_step_size, random_start=config.random_start, eval_steps=config.eval_steps,
-               amp=config.amp, deterministic=config.deterministic, lam=_plain(config.lam))
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "tool_version": __version__,
-        "model": {"name": config.model, "num_classes": len(data.classes), "input_shape": list(data.input_shape),
-                  "mean": list(model.mean) if model.mean is not None else None,
-                  "std": list(model.std) if model.std is not None else None,
-                  "parameters": parameters, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}},
-        "data": {**dataclasses.asdict(config.data), "classes": list(data.classes),
-                 "class_indices": list(data.class_indices), "augmented": data.augment,
-                 "input_range": list(data.input_range) if data.input_range else None},
-        "metric": None if metric is None else {"classes": list(metric.classes),
-                                               "matrix": torch.tensor(metric.matrix.copy(), dtype=torch.float64),
-                                               "provenance": metric.provenance.to_dict()},
-        "method": config.method, "p": config.p, "lam": _plain(config.lam),
-        "attack": {"norm": config.norm, "eps": config.eps, "step_size": config.attack_step_size,
-                   "steps": config.steps, "random_start": config.random_start},
-        "run": run,
-        "seed": config.seed,
-        "epoch": epoch,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": history,
-    }
-
-
-def _plain(value: float) -> float | str:
-    # "inf" rather than float('inf'): the checkpoint's history also goes to JSON logs.
-    return "inf" if isinstance(value, float) and math.isinf(value) else value
+def _check_resumable(state: Checkpoint, settings: RunSettings, config: TrainConfig) -> None:
+    """Resume only the same run: every setting that changes the weights must agree."""
+    if state.fingerprint() != settings.fingerprint():
+        differences = state.settings.differences(settings)
+        shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+        raise WpgdkitError(f"cannot resume {config.out}: it was trained with other settings (saved vs now: {shown}); "
+                           "start over with force")
 
 
 def _make_deterministic() -> None:

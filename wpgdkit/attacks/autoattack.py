@@ -9,8 +9,8 @@ ones did not fool. It needs the optional dependency::
 
 Notes
 -----
-- Only ``eps`` and ``norm`` of :class:`~wpgdkit.audit.attacks.AttackConfig`
-  apply. ``steps``, ``step_size`` and ``random_start`` do not: AutoAttack is
+- Only ``eps``, ``norm`` and ``bounds`` of the
+  :class:`~wpgdkit.attacks.ThreatModel` apply. ``steps``, ``step_size`` and ``random_start`` do not: AutoAttack is
   parameter-free and brings its own schedules (in torchattacks 3.5:
   10 iterations for APGD, APGD-T and FAB-T, APGD-T and FAB-T over all K − 1
   target classes, 5000 queries for Square). These are torchattacks' defaults,
@@ -33,15 +33,17 @@ import io
 import torch
 from torch import Tensor, nn
 
-from wpgdkit.attacks import eval_mode
+from wpgdkit.attacks.base import Attack
+from wpgdkit.attacks.pgd import eval_mode
+from wpgdkit.attacks.threat import ThreatModel
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["autoattack_batch", "check_autoattack", "AUTOATTACK_NORMS", "MISSING_DEPENDENCY"]
+__all__ = ["AutoAttack", "autoattack_batch", "check_autoattack", "AUTOATTACK_NORMS", "MISSING_DEPENDENCY"]
 
 #: Our norm names -> torchattacks'.
 AUTOATTACK_NORMS = {"linf": "Linf", "l2": "L2"}
 
-MISSING_DEPENDENCY = "--attack autoattack needs torchattacks: pip install 'wpgdkit[autoattack]'"
+MISSING_DEPENDENCY = "the autoattack attack needs torchattacks: pip install 'wpgdkit[autoattack]'"
 
 
 def _import_torchattacks():
@@ -55,7 +57,7 @@ def _import_torchattacks():
 def _check_bounds(bounds) -> None:
     if bounds is None or tuple(float(b) for b in bounds) != (0.0, 1.0):
         found = "data without bounds (e.g. toy)" if bounds is None else f"data in [{bounds[0]:g}, {bounds[1]:g}]"
-        raise WpgdkitError(f"--attack autoattack needs image data in [0, 1], got {found}")
+        raise WpgdkitError(f"the autoattack attack needs image data in [0, 1], got {found}")
 
 
 def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -90,15 +92,15 @@ def _frozen_parameters(model: nn.Module):
             p.requires_grad_(True)
 
 
-def check_autoattack(config) -> None:
+def check_autoattack(threat: ThreatModel) -> None:
     """Refuse, before any work, what AutoAttack cannot run: data outside [0, 1], other norms, no torchattacks."""
-    _check_bounds(config.bounds)
-    if config.norm not in AUTOATTACK_NORMS:
-        raise WpgdkitError(f"--attack autoattack supports the norms {', '.join(AUTOATTACK_NORMS)}, got {config.norm!r}")
+    _check_bounds(threat.bounds)
+    if threat.norm not in AUTOATTACK_NORMS:
+        raise WpgdkitError(f"the autoattack attack supports the norms {', '.join(AUTOATTACK_NORMS)}, got {threat.norm!r}")
     _import_torchattacks()
 
 
-def autoattack_batch(model: nn.Module, x: Tensor, y: Tensor, *, config, seed: int) -> Tensor:
+def autoattack_batch(model: nn.Module, x: Tensor, y: Tensor, *, threat: ThreatModel, seed: int) -> Tensor:
     """AutoAttack's adversarial examples for one batch.
 
     Parameters
@@ -108,7 +110,7 @@ def autoattack_batch(model: nn.Module, x: Tensor, y: Tensor, *, config, seed: in
         eval mode during the attack; each submodule's mode is restored after.
     x : Tensor of shape (N, C, H, W), floating point, in [0, 1]
     y : Tensor of shape (N,), int64
-    config : AttackConfig, keyword-only
+    threat : ThreatModel, keyword-only
         Its ``eps`` and ``norm`` (``"linf"`` or ``"l2"``) set the budget, and
         ``bounds`` must be ``(0, 1)``; ``steps``, ``step_size``,
         ``random_start`` do not apply (AutoAttack has its own schedules).
@@ -129,11 +131,11 @@ def autoattack_batch(model: nn.Module, x: Tensor, y: Tensor, *, config, seed: in
         If torchattacks is not installed, the data is not in [0, 1], the
         batch is not (N, C, H, W), or the norm is not ℓ∞ or ℓ2.
     """
-    check_autoattack(config)
+    check_autoattack(threat)
     if not x.is_floating_point():
         raise WpgdkitError(f"inputs must be floating point, got {x.dtype}")
     if x.dim() != 4:
-        raise WpgdkitError(f"--attack autoattack needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
+        raise WpgdkitError(f"the autoattack attack needs image batches (N, C, H, W), got shape {tuple(x.shape)}")
     if y.shape != (x.shape[0],):
         raise WpgdkitError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
     torchattacks = _import_torchattacks()  # cached by Python after the check's import
@@ -148,10 +150,39 @@ def autoattack_batch(model: nn.Module, x: Tensor, y: Tensor, *, config, seed: in
             num_classes = int(model(images[:1]).shape[1])
         # torchattacks prints (and does not raise) when the model has no parameters.
         with contextlib.redirect_stdout(io.StringIO()):
-            attack = torchattacks.AutoAttack(model, norm=AUTOATTACK_NORMS[config.norm], eps=float(config.eps),
+            attack = torchattacks.AutoAttack(model, norm=AUTOATTACK_NORMS[threat.norm], eps=float(threat.eps),
                                              version="standard", n_classes=num_classes, seed=int(seed))
         attack.set_device(device)
         # The model is already in eval mode here, so torchattacks' own mode
         # switch (which would call model.train() on the whole model) is a no-op.
         x_adv = attack(images, labels)
     return x_adv.detach().to(device=x.device, dtype=x.dtype)
+
+
+class AutoAttack(Attack):
+    """torchattacks' standard AutoAttack as an attack object: ``AutoAttack(model, eps=8/255)(x, y)``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    eps : float, keyword-only, default=8/255
+    norm : {"linf", "l2"}, keyword-only, default="linf"
+    threat : ThreatModel, keyword-only, optional
+        Instead of ``eps`` and ``norm``; only its ε, norm and bounds apply.
+
+    Each call draws AutoAttack's seed from the generator (or from the seeds),
+    so that runs are reproducible; ``threat.restarts`` repeats the whole
+    attack with new seeds and keeps each point's worst.
+    """
+
+    name = "autoattack"
+
+    def __init__(self, model: nn.Module, *, eps: float = 8 / 255, norm: str = "linf",
+                 threat: ThreatModel | None = None) -> None:
+        threat = threat if threat is not None else ThreatModel(eps=eps, norm=norm)
+        check_autoattack(threat)
+        super().__init__(model, threat)
+
+    def perturb(self, x: Tensor, y: Tensor, generator: torch.Generator | None) -> Tensor:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device if generator else None))
+        return autoattack_batch(self.model, x, y, threat=self.threat, seed=seed)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from wpgdkit.audit import AttackConfig, AuditConfig, attack_batch, audit
-from wpgdkit.audit.autoattack import MISSING_DEPENDENCY, autoattack_batch
+from wpgdkit.attacks import AttackConfig, ThreatModel, create_attack
+from wpgdkit.attacks.autoattack import MISSING_DEPENDENCY, AutoAttack, autoattack_batch
+from wpgdkit.audit import AuditConfig, audit
 from wpgdkit.errors import WpgdkitError
 
 SHAPE = (1, 8, 8)
@@ -99,7 +100,7 @@ def test_within_budget_and_bounds_and_no_better_than_clean(components, norm, eps
     model[2].weight.grad = torch.ones_like(model[2].weight)  # FAB runs .backward(): .grad must stay as it is
     rng = torch.get_rng_state()
     model[1].modes.clear()
-    x_adv = attack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=eps, norm=norm))
+    x_adv = AutoAttack(model, eps=eps, norm=norm)(x, y, seeds=[0])
 
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and not x_adv.requires_grad
     assert float(_norms(x_adv - x, norm).max()) <= eps * (1 + 1e-5)
@@ -125,17 +126,17 @@ def test_within_budget_and_bounds_and_no_better_than_clean(components, norm, eps
 def test_same_seed_same_examples(components):
     model = _tiny_model().eval()
     x, y = _points(model)
-    config = AttackConfig(name="autoattack", eps=0.03)
-    a = autoattack_batch(model, x, y, config=config, seed=3)
-    b = autoattack_batch(model, x, y, config=config, seed=3)
+    threat = ThreatModel(eps=0.03)
+    a = autoattack_batch(model, x, y, threat=threat, seed=3)
+    b = autoattack_batch(model, x, y, threat=threat, seed=3)
     assert torch.equal(a, b)
 
 
 def test_steps_and_step_size_do_not_apply(components):
     model = _tiny_model().eval()
     x, y = _points(model)
-    a = autoattack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.03, steps=1), seed=0)
-    b = autoattack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.03, steps=50, step_size=0.5), seed=0)
+    a = autoattack_batch(model, x, y, threat=ThreatModel(eps=0.03, steps=1), seed=0)
+    b = autoattack_batch(model, x, y, threat=ThreatModel(eps=0.03, steps=50, step_size=0.5), seed=0)
     assert torch.equal(a, b)
 
 
@@ -149,7 +150,7 @@ def test_audit_of_a_fashion_mnist_checkpoint(components, tmp_path):
                       eps=0.1, steps=1, eval_steps=0, epochs=1, batch_size=64, lr=0.05, out=str(out), device="cpu"))
     report = audit(AuditConfig(checkpoints=(str(out),), attack="autoattack", limit=16, batch_size=8, device="cpu"))
     (model,) = report.models
-    assert report.attack.name == "autoattack" and report.attack.eps == pytest.approx(0.1)
+    assert report.attack.name == "autoattack" and report.attack.threat.eps == pytest.approx(0.1)
     assert report.to_dict()["attack"]["name"] == "autoattack"
     assert 0.0 <= model.natural_error <= model.adversarial_error <= 100.0
     assert components["APGD"] == 2  # one per batch of 8, the model attacked once
@@ -160,12 +161,12 @@ def test_missing_torchattacks_is_a_one_line_error(monkeypatch):
     model = _tiny_model().eval()
     x, y = _points(model, 4)
     with pytest.raises(WpgdkitError) as info:
-        autoattack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.03), seed=0)
+        autoattack_batch(model, x, y, threat=ThreatModel(eps=0.03), seed=0)
     assert str(info.value) == MISSING_DEPENDENCY
-    assert str(info.value) == "--attack autoattack needs torchattacks: pip install 'wpgdkit[autoattack]'"
+    assert str(info.value) == "the autoattack attack needs torchattacks: pip install 'wpgdkit[autoattack]'"
     assert "\n" not in str(info.value)
     with pytest.raises(WpgdkitError, match="needs torchattacks"):  # through the audit's attack registry
-        attack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.03))
+        create_attack(AttackConfig("autoattack", ThreatModel(eps=0.03)), model)(x, y)
 
 
 @pytest.mark.parametrize("bounds", [None, (-1.0, 1.0), (0.0, 255.0)])
@@ -173,19 +174,19 @@ def test_data_not_in_the_unit_interval_is_refused(bounds):
     model = _tiny_model().eval()
     x, y = _points(model, 4)
     with pytest.raises(WpgdkitError, match=r"needs image data in \[0, 1\]"):
-        autoattack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.03, bounds=bounds), seed=0)
+        autoattack_batch(model, x, y, threat=ThreatModel(eps=0.03, bounds=bounds), seed=0)
 
 
 def test_non_image_batches_and_other_norms_are_refused():
     model = nn.Sequential(nn.Linear(2, 3)).eval()
     x, y = torch.rand(5, 2), torch.zeros(5, dtype=torch.int64)
     with pytest.raises(WpgdkitError, match=r"\(N, C, H, W\)"):
-        autoattack_batch(model, x, y, config=AttackConfig(name="autoattack", eps=0.1), seed=0)
-    config = AttackConfig(name="autoattack", eps=0.1)
-    object.__setattr__(config, "norm", "l1")
+        autoattack_batch(model, x, y, threat=ThreatModel(eps=0.1), seed=0)
+    threat = ThreatModel(eps=0.1)
+    object.__setattr__(threat, "norm", "l1")
     with pytest.raises(WpgdkitError, match="norms linf, l2"):
         autoattack_batch(_tiny_model().eval(), torch.rand(2, *SHAPE), torch.zeros(2, dtype=torch.int64),
-                         config=config, seed=0)
+                         threat=threat, seed=0)
 
 
 def test_toy_audit_is_refused(tmp_path):

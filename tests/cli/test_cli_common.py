@@ -1,0 +1,63 @@
+"""What every command shares (wpgdkit.cli._common): safe printing, the one write_json, one-line errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from wpgdkit.cli import _common
+from wpgdkit.cli._common import safe
+
+
+def _printed(markup: str) -> str:
+    out = io.StringIO()
+    Console(file=out, width=200, highlight=False, emoji=False, color_system=None).print(markup)
+    return out.getvalue().rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[critical]", "[/bold]", "[red]x[/red]", "a[b]c", "[link=http://x]y", "@[click]", "back\\[slash]", "C[0, 1]"],
+)
+def test_markup_is_printed_as_written(text):
+    assert _printed(safe(text)) == text
+    assert _printed(f"[bold]{safe(text)}[/]: x") == f"{text}: x"  # inside markup of our own too
+
+
+def test_a_trailing_backslash_does_not_escape_the_markup_after_it():
+    folder = "dir\\"  # one backslash, at the end
+    assert _printed(f"[bold]{safe(folder)}[/] and [bold]{safe('[x]')}[/]") == "dir\\ and [x]"
+
+
+def test_control_characters_become_their_escapes():
+    assert safe("a\x1bb") == "a\\x1bb"
+    assert safe("\x00\x07\t\n\r\x7f\x9b") == "\\x00\\x07\\t\\n\\r\\x7f\\x9b"
+    assert _printed(safe("esc\x1b[31mred")) == "esc\\x1b[31mred"
+
+
+def test_safe_leaves_ordinary_text_alone_and_takes_any_object():
+    assert safe("T-shirt/top, ε=0.5 ×") == "T-shirt/top, ε=0.5 ×"
+    assert safe(3) == "3"
+    from pathlib import Path
+
+    assert safe(Path("a/[b]/c.csv")) == "a/\\[b]/c.csv"
+
+
+def test_consoles_print_emoji_codes_as_written(capsys):
+    _common.stdout.print(safe(":dog: and :cat:"))
+    assert capsys.readouterr().out == ":dog: and :cat:\n"
+
+
+def test_write_json_is_the_library_function():
+    from wpgdkit.jsonutil import write_json
+
+    assert _common.write_json is write_json
+
+
+def test_fail_is_one_visible_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _common.fail("bad\x1b[2J\nname")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "wpgdkit: error: bad\\x1b[2J name\n"
