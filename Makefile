@@ -55,11 +55,9 @@ demo: deb-deps venv
 metrics: deb-deps venv
 	$(BIN)/python -m wpgdkit.labelmetric.shipped
 
+# The long benchmarks (full sizes, one torch thread); wpgdkit bench --help lists them all.
 bench: deb-deps venv
-	$(BIN)/python benchmarks/bench_wordnet_metric.py
-	$(BIN)/python benchmarks/bench_attack_step.py
-	$(BIN)/python benchmarks/bench_train_loop.py --full-epoch
-	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/wpgdkit bench --only wordnet,attack-step,train-loop,audit --threads 1
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.1.0"
 
 from wpgdkit.errors import WpgdkitError
 

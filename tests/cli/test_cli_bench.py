@@ -1,4 +1,4 @@
-"""`wpgdkit bench` through typer's CliRunner: JSON keys, the table, one-line errors (never timings)."""
+"""`wpgdkit bench` through typer's CliRunner: JSON keys, the table, --only over the registry, one-line errors (never timings)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from wpgdkit import bench as bench_lib
+from wpgdkit.bench import Benchmark, BenchRow, default_benchmarks, get_benchmark, harness, list_benchmarks
 from wpgdkit.cli._common import OneLineErrorGroup
 from wpgdkit.cli.bench import bench, format_seconds
+from wpgdkit.registry import Registry
 
 runner = CliRunner()
 app = typer.Typer(cls=OneLineErrorGroup)
@@ -40,7 +41,7 @@ def test_quick_loss_json_to_stdout_has_the_documented_keys():
     assert payload["schema"] == "wpgdkit-bench/1" and payload["benchmarks"] == ["loss"]
     assert set(payload["header"]) == HEADER_KEYS and payload["header"]["threads"] == 1
     assert payload["config"] == {"repeats": 1, "warmup": 0, "device": "cpu", "quick": True, "seed": 0, "batch": 128,
-                                 "threads": 1}
+                                 "threads": 1, "data_dir": None}
     rows = payload["rows"]
     assert len(rows) == 4 and all(set(row) == ROW_KEYS for row in rows)
     assert {row["benchmark"] for row in rows} == {"loss"} and all(row["status"] == "ok" for row in rows)
@@ -81,21 +82,66 @@ def test_torchattacks_missing_is_reported_as_skipped(monkeypatch):
     assert "skipped:" in result.stderr
 
 
-def test_only_accepts_commas_and_repeats(monkeypatch):
-    registry = bench_lib.Registry("benchmark")
+@pytest.fixture
+def fake_registry(monkeypatch):
+    """Instant benchmarks alpha, beta (default set) and gamma (slow: not in it) in place of the real ones."""
+    registry = Registry("benchmark")
     for name in ("alpha", "beta", "gamma"):
-        registry.register(name, bench_lib.Benchmark(
-            name, name, lambda config, name=name: [bench_lib.BenchRow.timed(name, "c", "o", "r", 1.0, 2.0)]))
-    monkeypatch.setattr(bench_lib, "_BENCHMARKS", registry)
+        registry.register(name, Benchmark(
+            name, name, lambda config, name=name: [BenchRow.timed(name, "c", "o", "r", 1.0, 2.0)],
+            default=name != "gamma"))
+    monkeypatch.setattr(harness, "_BENCHMARKS", registry)
+
+
+def test_only_accepts_commas_and_repeats(fake_registry):
     result = invoke("--only", "gamma,alpha", "--only", "gamma", "--json", "-", "--quiet")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["benchmarks"] == ["gamma", "alpha"]
 
 
+def test_without_only_the_default_set_runs(fake_registry):
+    result = invoke("--json", "-", "--quiet", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["benchmarks"] == ["alpha", "beta"]  # not gamma, the slow one
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=() if get_benchmark(name).default else pytest.mark.slow)
+             for name in list_benchmarks()])
+def test_every_registered_benchmark_runs_through_only(name):
+    """Each benchmark, the former standalone scripts included, by name in --quick mode; skipped without its data."""
+    result = invoke(*QUICK, "--only", name, "--json", "-", "--quiet")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["benchmarks"] == [name] and set(payload["durations_s"]) == {name}
+    rows = payload["rows"]
+    assert rows and all(set(row) == ROW_KEYS and row["benchmark"] == name for row in rows)
+    if all(row["status"] == "skipped" for row in rows):  # WordNet, Fashion-MNIST or torchattacks missing
+        pytest.skip(f"{name} skipped itself here: {rows[0]['note']}")
+    for row in rows:
+        if row["status"] == "ok":
+            assert row["ours_s"] > 0 and row["unit"]
+            if row["reference_s"] is not None:
+                assert row["ratio"] == pytest.approx(row["reference_s"] / row["ours_s"])
+    if name == "audit":  # the multi-checkpoint audit attacks each model exactly once
+        assert rows[-1]["extra"]["each_model_attacked_once"] is True, rows[-1]["note"]
+
+
+def test_help_lists_every_benchmark_from_the_registry():
+    result = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    for name in list_benchmarks():
+        entry = get_benchmark(name)
+        assert f"{name}: {' '.join(entry.description.split())}" in text
+        assert (f"Slow, not in the default set: --only {name}" in text) is (not entry.default)
+    assert f"the default set runs: {', '.join(default_benchmarks())}" in text
+
+
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--only", "loss,nope"], ["unknown benchmark 'nope'", "loss, attack-step, torchattacks, wordnet"]),
+        (["--only", "loss,nope"], ["unknown benchmark 'nope'", "loss, attack-step, torchattacks, wordnet, audit, train-loop"]),
         (["--only", ","], ["--only: the list is empty"]),
         (["--repeats", "0"], ["--repeats must be at least 1"]),
         (["--warmup", "-1"], ["--warmup must be at least 0"]),
@@ -120,7 +166,7 @@ def test_registered_in_the_main_cli():
 
     result = runner.invoke(main_app, ["bench", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "--only" in result.stdout and "torchattacks" in result.stdout
+    assert "--only" in result.stdout and "torchattacks" in result.stdout and "train-loop" in result.stdout
 
 
 @pytest.mark.parametrize("seconds, text", [(None, "-"), (2.5e-6, "2.5 µs"), (0.0123, "12.3 ms"), (3.456, "3.46 s")])

@@ -291,6 +291,19 @@ def test_check_prints_bracketed_class_names_literally(tmp_path):
     assert "\x1b" not in result.stdout
 
 
+@pytest.mark.parametrize("command", ["check", "show"])
+def test_the_worst_triangle_violation_of_the_shipped_cifar10_metric_is_printed_whole(command):
+    from wpgdkit.resources import metrics_dir
+
+    # "C[airplane, cat]" is itself a well-formed Rich tag: our own bracket, plain class names.
+    # Path distances: airplane–cat 18 > airplane–dog 13 + dog–cat 4, by 1.
+    quick = ["--samples", "20", "--sinkhorn-samples", "0"] if command == "check" else []
+    result = runner.invoke(app, ["metric", command, str(metrics_dir() / "cifar10-wordnet.csv"), *quick], env=WIDE)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert ("triangle inequality: violated by 8 ordered triples; worst C[airplane, cat] exceeds "
+            "C[airplane, dog] + C[dog, cat] by 1") in result.stdout
+
+
 def test_show_prints_bracketed_and_control_character_names_literally(tmp_path):
     path = _odd_metric(tmp_path)
     result = runner.invoke(app, ["metric", "show", str(path), "--top", "1"], env=WIDE)

@@ -147,6 +147,23 @@ def test_phases_show_the_totals_when_known():
                               "audit 1/2: a, b[x] (wpgd attack)"]
 
 
+def test_phases_take_the_totals_from_the_librarys_plan():
+    console = plain()
+    phases = RichPhases(console=console)
+    with phases.training("warm-up", 1):
+        pass
+    phases.plan(trainings=2, audits=1)
+    phases.reused("toy-mlp-ce")
+    for name in ("toy-mlp-pgd", "toy-mlp-wpgd"):
+        with phases.training(name, 1):
+            pass
+    with phases.auditing("toy-mlp-ce, toy-mlp-pgd, toy-mlp-wpgd", "pgd"):
+        pass
+    assert lines(console) == ["training model 1: warm-up (1 epoch)", "reusing toy-mlp-ce (already trained)",
+                              "training 1/2: toy-mlp-pgd (1 epoch)", "training 2/2: toy-mlp-wpgd (1 epoch)",
+                              "audit 1/1: toy-mlp-ce, toy-mlp-pgd, toy-mlp-wpgd (pgd attack)"]
+
+
 def test_demo_progress_reports_its_steps_and_the_batches_off_a_terminal():
     clock, console = FakeClock(), plain()
     progress = RichDemoProgress(3, console=console, clock=clock, interval_s=30)

@@ -18,11 +18,14 @@ def test_reproduce_prints_the_report_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Confidence of CE and PGD models" in result.stdout
     assert "report:" in result.stderr and (out / "entropy" / "report.md").is_file()
-    # Each training and audit is numbered (the library does not say how many there will be).
+    # Each training and audit says which of how many it is.
     phases = [line for line in result.stderr.splitlines() if line.startswith(("training", "audit"))]
-    assert phases[0].startswith("training model 1: toy-mlp-ce") and phases[0].endswith(" (1 epoch)"), phases
-    assert phases[1].startswith("training model 2: toy-mlp-pgd") and phases[-1].startswith("audit 1: ")
+    assert phases[0].startswith("training 1/2: toy-mlp-ce") and phases[0].endswith(" (1 epoch)"), phases
+    assert phases[1].startswith("training 2/2: toy-mlp-pgd") and phases[2].startswith("audit 1/1: "), phases
     assert json.loads((tmp_path / "r.json").read_text())["experiment"] == "entropy"
+    again = runner.invoke(app, ["reproduce", "entropy", *SMALL, "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert again.stderr.count(" (already trained)\n") == 2 and "training " not in again.stderr
 
 
 def test_help_lists_the_experiments():
@@ -91,7 +94,7 @@ def test_ctrl_c_is_one_line_after_the_progress_and_says_how_to_resume(tmp_path, 
     result = runner.invoke(app, ["reproduce", "entropy", *SMALL, "--out", str(out)])
     assert result.exit_code == 130, result.output
     phase, line = result.stderr.splitlines()
-    assert phase.startswith("training model 1: toy-mlp-ce")
+    assert phase.startswith("training 1/2: toy-mlp-ce")
     assert line == f"wpgdkit: interrupted; finished checkpoints in {out / 'runs'} are kept and the same command resumes"
     assert "Traceback" not in result.output and result.stdout == ""
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.tmp"))

@@ -71,10 +71,10 @@ def test_cifar10_subproblem_slices_the_shipped_metric(tmp_path, cifar10_dir):
         (["--dataset", "toy", "--model", "nope"], "'nope' is not one of"),
         (["--dataset", "toy", "--model", "mlp", "--eps", "0"], "--eps must be a positive"),
         (["--dataset", "toy", "--model", "mlp", "--eps", "8/0"], "--eps"),
-        (["--dataset", "toy", "--model", "mlp", "--steps", "0"], "--steps must be at least 1"),
-        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "METRIC", "--p", "0"], "--p must be positive"),
-        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd"], "needs --metric"),
-        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "C10"], "neither"),
+        (["--dataset", "toy", "--model", "mlp", "--steps", "0"], "--steps must be a whole number of at least 1"),
+        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "METRIC", "--p", "0"], "--p must be a positive finite number"),
+        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd"], "needs a label metric (--metric)"),
+        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "C10"], "not the 3 classes"),
         (["--dataset", "toy", "--model", "mlp", "--lam", "-1"], "--lam"),
         (["--dataset", "mnist", "--model", "mlp"], "mnist not found"),
         (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "/nonexistent.csv"], "not found"),
@@ -218,3 +218,17 @@ def test_zero_threads_is_one_line(tmp_path, assert_one_line_error):
     out = tmp_path / "run.pt"
     assert_one_line_error(invoke(*TOY, "--threads", "0", "--out", out), "threads", "at least 1")
     assert not out.exists()
+
+
+def test_an_existing_run_needs_resume_or_force(tmp_path, assert_one_line_error):
+    out = tmp_path / "run.pt"
+    args = ["train", "--dataset", "toy", "--model", "mlp", "--method", "ce", "--limit", "64", "--val-fraction", "0",
+            "--eval-steps", "0", "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    before = out.read_bytes()
+    assert_one_line_error(runner.invoke(app, args), "already holds a run", "(--resume)", "(--force)")
+    assert out.read_bytes() == before
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0  # complete: nothing more to train
+    assert out.read_bytes() == before
+    assert runner.invoke(app, [*args, "--force", "--seed", "3"]).exit_code == 0
+    assert load_checkpoint(out).settings.seed == 3 and len(log_path_for(out).read_text().splitlines()) == 1

@@ -125,3 +125,141 @@ def test_closest_and_farthest_pairs_come_from_the_metric(tmp_path):
     ctx = rp._Context(ReproduceConfig("imbalance", metric=str(path), out=str(tmp_path)),
                       {"dataset": "cifar100"}, None)
     assert rp._pairs(ctx) == ((0, 2), (2, 3))
+
+
+# --- one run per settings; reports that tell the truth about themselves ------------------------
+
+TINY = dict(dataset="toy", epochs=1, limit=60, test_limit=30, eval_steps=2)
+
+
+def _train_commands(report_text: str) -> list[str]:
+    return [line for line in report_text.splitlines() if line.startswith("wpgdkit train")]
+
+
+def test_other_settings_train_new_runs_and_the_report_matches_them(tmp_path):
+    """Regression: a second run with --seed 1 --steps 2 reused the seed-0, 5-step checkpoints and reported them."""
+    from wpgdkit.training import load_checkpoint
+
+    first = run_experiment(ReproduceConfig("entropy", out=str(tmp_path), device="cpu", seed=0, **TINY))
+    second = run_experiment(ReproduceConfig("entropy", out=str(tmp_path), device="cpu", seed=1, steps=2, **TINY))
+    assert set(first.document["runs"].values()) == {"trained"}
+    assert set(second.document["runs"].values()) == {"trained"}  # nothing of the first run is reused
+    assert not set(first.document["runs"]) & set(second.document["runs"])
+    text = second.report.read_text()
+    commands = _train_commands(text)
+    assert len(commands) == 2
+    for name in second.document["runs"]:
+        state = load_checkpoint(tmp_path / "runs" / name)
+        assert state.settings.seed == 1 and state.complete
+        if state.method == "pgd":
+            assert state.threat.steps == 2
+        (command,) = [c for c in commands if c.endswith(f"--out {tmp_path / 'runs' / name}")]
+        assert "--seed 1" in command and f"--method {state.method}" in command
+        assert ("--steps 2" in command) == (state.method == "pgd")
+    assert "--seed 1 --steps 2" not in first.report.read_text()
+    # The first run's files are untouched and still its own.
+    for name in first.document["runs"]:
+        assert load_checkpoint(tmp_path / "runs" / name).settings.seed == 0
+    # The same command again reuses everything.
+    third = run_experiment(ReproduceConfig("entropy", out=str(tmp_path), device="cpu", seed=1, steps=2, **TINY))
+    assert set(third.document["runs"].values()) == {"reused"}
+
+
+def test_commands_carry_every_flag_and_the_scale_line_says_custom(tmp_path):
+    result = run_experiment(ReproduceConfig("entropy", out=str(tmp_path), device="cpu", seed=0, **TINY))
+    text = result.report.read_text()
+    commands = result.document["commands"]
+    assert commands and all("--device cpu" in c for c in commands)
+    assert (f"wpgdkit reproduce entropy --scale quick --dataset toy --epochs 1 --limit 60 --test-limit 30 "
+            f"--eval-steps 2 --out {tmp_path} --device cpu --seed 0") in text
+    assert "Scale `quick` (custom: dataset=toy, epochs=1, limit=60, test_limit=30, eval_steps=2)" in text
+    assert result.summary_markdown and "## Commands" not in result.summary_markdown
+    assert text.startswith(result.summary_markdown)
+    assert result.document["experiment"] == "entropy" and result.document["custom"]["epochs"] == 1
+    plain = rp.custom_settings(ReproduceConfig("entropy"))
+    assert plain == {} and rp.prose.scale_line("quick", plain) == "Scale `quick`"
+
+
+def test_progress_hears_the_plan_and_every_reused_run(tmp_path):
+    from contextlib import contextmanager
+
+    class Recorder:
+        def __init__(self):
+            self.events = []
+
+        def plan(self, *, trainings, audits):
+            self.events.append(("plan", trainings, audits))
+
+        def reused(self, name):
+            self.events.append(("reused", name))
+
+        @contextmanager
+        def training(self, name, epochs):
+            self.events.append(("training", name, epochs))
+            yield None
+
+        @contextmanager
+        def auditing(self, names, attack):
+            self.events.append(("auditing", attack))
+            yield None
+
+    config = ReproduceConfig("entropy", out=str(tmp_path), device="cpu", **TINY)
+    first = Recorder()
+    run_experiment(config, progress=first)
+    assert first.events[0] == ("plan", 2, 1)
+    assert [e[0] for e in first.events[1:]] == ["training", "training", "auditing"]
+    again = Recorder()
+    run_experiment(config, progress=again)
+    assert again.events[0] == ("plan", 0, 1) and [e[0] for e in again.events[1:]] == ["reused", "reused", "auditing"]
+
+
+def test_sweep_reading_compares_each_p_with_pgd_by_standard_errors():
+    rows = [{"p": 0.0, "natural_error": 33.0, "adversarial_error": 60.0, "score_delta": 0.0, "severity_wpgd_attack": None},
+            {"p": 1.0, "natural_error": 30.0, "adversarial_error": 50.0, "score_delta": -0.02, "severity_wpgd_attack": None},
+            {"p": 2.5, "natural_error": 31.0, "adversarial_error": 60.5, "score_delta": -0.03, "severity_wpgd_attack": None},
+            {"p": 10.0, "natural_error": 36.0, "adversarial_error": 66.0, "score_delta": -0.01, "severity_wpgd_attack": None}]
+    text = rp.prose.sweep_reading(rows, 1000)
+    assert text == (
+        "\n**Reading.**\n\n"
+        "- S − S_PGD for p = 1, 2.5, 10: -0.0200, -0.0300, -0.0100; it does not fall monotonically as p rises, "
+        "unlike the paper's Table 3.\n"
+        "- NE against PGD's 33.00 % (n = 1000 test points, SE of each difference from the two binomial errors): "
+        "p = 1: 30.00 %, within 2 SE of PGD (-3.00 ± 2.08 points); "
+        "p = 2.5: 31.00 %, within 2 SE of PGD (-2.00 ± 2.09 points); "
+        "p = 10: 36.00 %, within 2 SE of PGD (+3.00 ± 2.12 points).\n"
+        "- AE under PGD against PGD's 60.00 % (n = 1000 test points, SE of each difference from the two binomial "
+        "errors): p = 1: 50.00 %, lower than PGD by 10.00 ± 2.21 points (beyond 2 SE); "
+        "p = 2.5: 60.50 %, within 2 SE of PGD (+0.50 ± 2.19 points); "
+        "p = 10: 66.00 %, higher than PGD by 6.00 ± 2.15 points (beyond 2 SE).\n")
+    # The SE itself: sqrt(p1(1 − p1)/n + p2(1 − p2)/n), in points.
+    d, se = rp.prose.error_difference(30.0, 33.0, 1000)
+    assert d == pytest.approx(-3.0) and se == pytest.approx(100 * math.sqrt(0.33 * 0.67 / 1000 + 0.3 * 0.7 / 1000))
+
+
+def test_run_files_are_named_by_settings_and_fingerprint(tmp_path):
+    from wpgdkit.experiments import runner
+    from wpgdkit.training import DataConfig, TrainConfig, run_settings
+
+    base = TrainConfig(data=DataConfig("toy", limit=240, val_fraction=0.0), model="mlp", method="pgd", norm="l2",
+                       eps=0.4, steps=5, epochs=2)
+    name = runner.run_file_name(base)
+    assert name.startswith("toy-mlp-pgd-l2-eps0.4-k5-e2-n240-s0-") and name.endswith(".pt")
+    assert name[-11:-3] == run_settings(base).fingerprint()[:8]
+    import dataclasses
+
+    names = {runner.run_file_name(dataclasses.replace(base, **change))
+             for change in ({}, {"seed": 1}, {"lr": 0.05}, {"steps": 2}, {"batch_size": 64})}
+    assert len(names) == 5  # any setting that changes the weights changes the file
+    assert runner.run_file_name(dataclasses.replace(base, device="cpu", out="elsewhere.pt")) == name
+    placed = runner.place_run(base, tmp_path)
+    assert placed.out == str(tmp_path / name) and runner.run_status(placed) == "trained"
+    (tmp_path / name).write_bytes(b"not a checkpoint")
+    assert runner.run_status(placed) == "trained"  # unreadable: trained over, never reused
+
+
+def test_numbers_in_commands_read_back_exactly():
+    from wpgdkit.experiments import runner
+
+    assert runner.num(0.4) == "0.4" and runner.num(2) == "2" and runner.num(1.0) == "1"
+    assert float(runner.num(4 / 255)) == 4 / 255 and float(runner.num(0.1 + 0.2)) == 0.1 + 0.2
+    assert runner.command_line(["x"], [("--a", None), ("--b", True), ("--c", False), ("--d", 0.5)]) == "x --b --d 0.5"

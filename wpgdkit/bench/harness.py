@@ -387,9 +387,9 @@ def summarize(times: Sequence[float], *, per_call: int = 1, label: str = "", sub
         ``.median``, ``.iqr``, ``.times`` (per unit) and ``.has_warnings``
         (interquartile range above 10 % of the median).
     """
+    bench = _torch_benchmark()
     from torch.utils.benchmark.utils.common import TaskSpec
 
-    bench = _torch_benchmark()
     task = TaskSpec(stmt=description or label or "fn()", setup="pass", label=label, sub_label=sub_label,
                     description=description, num_threads=torch.get_num_threads())
     return bench.Measurement(number_per_run=per_call, raw_times=list(times), task_spec=task)

@@ -208,9 +208,9 @@ class RichPhases:
     """:func:`~wpgdkit.experiments.reproduce.run_experiment`'s reporter: a numbered line per training
     or audit, then that run's own reporter.
 
-    The library does not say beforehand how many runs an experiment needs, so
-    the lines count (``training model 2: NAME``); with ``trainings`` or
-    ``audits`` known they read ``training 2/5: NAME``.
+    Once the totals are known (``trainings``/``audits``, or the library's
+    :meth:`plan`) the lines read ``training 2/5: NAME``; before, they only
+    count (``training model 2: NAME``).
     """
 
     def __init__(self, *, trainings: int | None = None, audits: int | None = None, console: Console | None = None,
@@ -225,6 +225,15 @@ class RichPhases:
 
     def _say(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def plan(self, *, trainings: int, audits: int) -> None:
+        """What is ahead: the runs to train (or resume) and the audits; the numbering starts again."""
+        self.trainings, self.audits = trainings, audits
+        self.trained = self.audited = 0
+
+    def reused(self, name: str) -> None:
+        """A finished run found in the run folder, used as it is."""
+        self._say(f"reusing {name} (already trained)")
 
     @contextmanager
     def training(self, name: str, epochs: int) -> Iterator[RichProgress]:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wpgdkit.attacks import NORMS, list_attacks
+from wpgdkit.datasets import SPLITS
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
 from wpgdkit.cli._progress import RichAuditProgress, interruptible
@@ -18,7 +19,7 @@ from wpgdkit.cli._progress import RichAuditProgress, interruptible
 AttackName = choices("AttackName", list_attacks())
 NormName = choices("AuditNormName", list(NORMS))
 ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
-SplitName = choices("AuditSplitName", ["test", "train"])
+SplitName = choices("AuditSplitName", list(SPLITS))
 
 
 def audit(

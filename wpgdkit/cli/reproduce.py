@@ -8,12 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
+from wpgdkit.attacks import NORMS
 from wpgdkit.cli._progress import RichPhases, interruptible
 from wpgdkit.experiments.reproduce import SCALES, experiment_descriptions, list_experiments
 
 ExperimentName = choices("ExperimentName", list_experiments())
 ScaleName = choices("ScaleName", list(SCALES))
-NormName = choices("ReproduceNormName", ["linf", "l2"])
+NormName = choices("ReproduceNormName", list(NORMS))
 
 _EXPERIMENTS_HELP = "; ".join(f"{name}: {text}" for name, text in experiment_descriptions().items())
 

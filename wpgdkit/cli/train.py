@@ -10,14 +10,16 @@ from typing import Annotated, Optional
 import typer
 
 from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
+from wpgdkit.attacks import NORMS
+from wpgdkit.checkpoint import METHODS, SCHEDULES
 from wpgdkit.cli._progress import RichProgress, interruptible
 from wpgdkit.datasets import list_datasets
 from wpgdkit.errors import WpgdkitError
 
 DatasetName = choices("TrainDatasetName", list_datasets())
-MethodName = choices("MethodName", ["ce", "pgd", "wpgd"])
-NormName = choices("NormName", ["linf", "l2"])
-ScheduleName = choices("ScheduleName", ["piecewise", "cosine", "constant"])
+MethodName = choices("MethodName", list(METHODS))
+NormName = choices("NormName", list(NORMS))
+ScheduleName = choices("ScheduleName", list(SCHEDULES))
 
 
 def _model_names() -> list[str]:
@@ -56,7 +58,8 @@ def train(
     augment: Annotated[bool, typer.Option(help="Random crop + flip for CIFAR-like and Tiny-ImageNet images.")] = True,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (else $WPGDKIT_DATA_DIR, ./data).")] = None,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset through torchvision.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue from --out if it exists.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out (it must have been trained with the same settings).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over even if --out holds a run (its log starts afresh).")] = False,
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     amp: Annotated[bool, typer.Option(help="bfloat16 mixed precision on CUDA.")] = True,
     workers: Annotated[int, typer.Option(help="DataLoader workers (file-backed datasets).")] = 0,
@@ -84,7 +87,7 @@ def train(
         norm=norm.value, eps=parse_budget(eps, name="--eps"),
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
         steps=steps, eval_steps=eval_steps, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, device=device.value,
+        weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, force=force, device=device.value,
         amp=amp, workers=workers, seed=seed, deterministic=deterministic,
     )
     before = _modified(out)
@@ -113,17 +116,15 @@ def _interrupted(out: Path, epochs: int, resume: bool, before: int | None) -> st
     if not out.is_file() or (not resume and _modified(out) == before):
         return "nothing was saved"
     try:
-        state = load_checkpoint(out)
-        epoch = state["epoch"] if isinstance(state, dict) else state.epoch  # a payload dict, or the run record
-        held = f"epoch {int(epoch)} of {epochs}"
-    except (WpgdkitError, AttributeError, KeyError, TypeError, ValueError):
+        held = f"epoch {load_checkpoint(out).epoch} of {epochs}"
+    except WpgdkitError:
         held = "the last finished epoch"
     return f"{out} holds {held}; resume with: {_resume_command()}"
 
 
 def _resume_command() -> str:
-    """This command line, as typed, with --resume."""
-    words = [word for word in sys.argv[1:] if word != "--no-resume"]
+    """This command line, as typed, with --resume (and without --force, which would start over)."""
+    words = [word for word in sys.argv[1:] if word not in ("--no-resume", "--force")]
     if "--resume" not in words:
         words.append("--resume")
     return shlex.join(["wpgdkit", *words])

@@ -54,6 +54,8 @@ __all__ = [
     "DemoResult",
     "demo_config",
     "run_demo",
+    "run_path",
+    "summary_dict",
 ]
 
 DEMO_SCHEMA = "wpgdkit-demo/1"

@@ -301,14 +301,14 @@ class _Context:
         many runs will train or resume and how many audits follow, and
         ``progress.reused(name)`` (when it has one) about each run reused as it is.
         """
-        pending = sum(1 for c in configs if runner.run_status(c) != "reused")
+        statuses = [runner.run_status(c) for c in configs]
         if self.progress is not None and hasattr(self.progress, "plan"):
-            self.progress.plan(trainings=pending, audits=audits)
+            self.progress.plan(trainings=sum(1 for s in statuses if s != "reused"), audits=audits)
         paths = []
-        for config in configs:
+        for config, status in zip(configs, statuses):
             path = Path(config.out)
             self.commands.append(runner.train_command(config))
-            if runner.run_status(config) == "reused":
+            if status == "reused":
                 self.status[path.name] = "reused"
                 if self.progress is not None and hasattr(self.progress, "reused"):
                     self.progress.reused(path.stem)

@@ -388,8 +388,10 @@ def evaluation_points(
     """
     from wpgdkit.training.data import load_eval_split
 
-    if split not in ("test", "train"):
-        raise UnknownNameError(f"unknown split {split!r}; choose one of: test, train")
+    from wpgdkit.datasets import SPLITS
+
+    if split not in SPLITS:
+        raise UnknownNameError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
         raise WpgdkitError(f"--limit must be at least 1, got {limit}")
     x, y = load_eval_split(
