@@ -129,7 +129,7 @@ def test_metric_must_match_the_classes(tmp_path, toy_metric):
 @pytest.mark.parametrize(
     "changes, fragment",
     [
-        ({"method": "wpgd"}, "needs a metric"),
+        ({"method": "wpgd"}, "needs a label metric"),
         ({"eps": 0.0}, "eps must be"),
         ({"steps": 0}, "steps must be"),
         ({"p": 0.0}, "p must be"),

@@ -37,10 +37,15 @@ def _train_config(config: BenchConfig, threat, limit: int | None, out: str):
 
 
 def toolkit_epoch(config: BenchConfig, threat, limit: int | None, out_dir: str):
-    """One epoch through :func:`wpgdkit.training.train` (data loading, checkpoint and log included)."""
+    """One epoch through :func:`wpgdkit.training.train` (data loading, checkpoint and log included).
+
+    Each call writes into a new folder under ``out_dir``: training never
+    replaces a finished run.
+    """
     from wpgdkit.training import train
 
-    return train(_train_config(config, threat, limit, os.path.join(out_dir, "bench.pt")))
+    folder = tempfile.mkdtemp(prefix="epoch-", dir=out_dir)
+    return train(_train_config(config, threat, limit, os.path.join(folder, "bench.pt")))
 
 
 def hand_written_epoch(config: BenchConfig, threat, limit: int, device: torch.device) -> None:

@@ -54,8 +54,8 @@ def compare_with_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor
 
     from wpgdkit.attacks import AttackConfig, create_attack
 
-    if threat.norm != "linf" or threat.restarts != 1:
-        raise WpgdkitError("the torchattacks comparison runs one ℓ∞ PGD restart")
+    if threat.norm != "linf" or threat.restarts != 1 or threat.bounds != (0.0, 1.0):
+        raise WpgdkitError("the torchattacks comparison runs one ℓ∞ PGD restart on images in [0, 1]")
     ours_attack = create_attack(AttackConfig(name="pgd", threat=threat), model)
     theirs_attack = torchattacks.PGD(model, eps=threat.eps, alpha=threat.step, steps=threat.steps,
                                      random_start=threat.random_start)
