@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wpgdkit.attacks import NORMS, list_attacks
+from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS, list_attacks
 from wpgdkit.datasets import SPLITS
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
@@ -31,7 +31,7 @@ def audit(
     eps: Annotated[Optional[str], typer.Option(help="Budget, e.g. 8/255 (default: the checkpoints' training ε).")] = None,
     norm: Annotated[Optional[NormName], typer.Option(help="Threat model (default: the checkpoints').")] = None,
     steps: Annotated[int, typer.Option(help="Attack iterations.")] = 20,
-    step_size: Annotated[Optional[str], typer.Option(help="Step, e.g. 1/255 (default 2.5·eps/steps).")] = None,
+    step_size: Annotated[Optional[str], typer.Option(help=f"Step, e.g. 1/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
     restarts: Annotated[int, typer.Option(help="Random restarts; each point keeps its worst.")] = 1,
     attack_p: Annotated[float, typer.Option("--attack-p", help="wpgd attack: power of the metric, C^p.")] = 1.0,
     attack_lam: Annotated[str, typer.Option("--attack-lam", help="wpgd attack: λ of the entropy term ('inf' drops it).")] = "inf",

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
-from wpgdkit.attacks import NORMS
+from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS
 from wpgdkit.checkpoint import METHODS, SCHEDULES
 from wpgdkit.cli._progress import RichProgress, interruptible
 from wpgdkit.datasets import list_datasets
@@ -41,7 +41,7 @@ def train(
     lam: Annotated[str, typer.Option("--lam", help="λ of the entropy term 1/(λ log K)·H(ŷ); 'inf' drops it.")] = "inf",
     norm: Annotated[NormName, typer.Option(help="Threat model.")] = NormName("linf"),
     eps: Annotated[str, typer.Option(help="Budget, e.g. 8/255 or 0.5.")] = "8/255",
-    step_size: Annotated[Optional[str], typer.Option(help="Inner step, e.g. 2/255 (default 2.5·eps/steps).")] = None,
+    step_size: Annotated[Optional[str], typer.Option(help=f"Inner step, e.g. 2/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
     steps: Annotated[int, typer.Option(help="Inner PGD steps.")] = 8,
     eval_steps: Annotated[int, typer.Option(help="PGD steps of the per-epoch robust validation accuracy (0: skip).")] = 8,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,

@@ -59,7 +59,9 @@ def _show(value: Any) -> str:
 
 def setting_line(s: Mapping[str, Any], scale: str, custom: Mapping[str, Any], seed: int) -> str:
     """The one line under a report's title: what was trained and audited."""
-    eps = f"{s['eps']:.4g}" + (f" ({s['eps'] * 255:.3g}/255)" if s["dataset"] != "toy" else "")
+    from wpgdkit.attacks import format_budget
+
+    eps = format_budget(s["eps"], None if s["dataset"] == "toy" else (0.0, 1.0))
     return (f"{scale_line(scale, custom)}: {s['dataset']}, {s['model']}, {s['epochs']} epoch(s) on "
             f"{s['limit'] or 'all'} training points, {s['norm']} ε = {eps}, {s['steps']} inner steps; audit: PGD-"
             f"{s['eval_steps']} on {s['test_limit'] or 'all'} test points; seed {seed}. wpgdkit {__version__}.\n")

@@ -379,7 +379,7 @@ def _check_resumable(state: Checkpoint, settings: RunSettings, config: TrainConf
         differences = state.settings.differences(settings)
         shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
         raise WpgdkitError(f"cannot resume {config.out}: it was trained with other settings (saved vs now: {shown}); "
-                           "start over with force")
+                           "start over (force)")
 
 
 def _make_deterministic() -> None:
