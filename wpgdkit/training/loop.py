@@ -8,7 +8,6 @@ clean inputs.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -25,7 +24,7 @@ from wpgdkit.attacks.threat import ThreatModel
 from wpgdkit.checkpoint import METHODS, SCHEDULES, Checkpoint, OptimizerRecord, RunSettings, load_checkpoint, metric_digest
 from wpgdkit.device import DEVICE_NAMES
 from wpgdkit.errors import UnknownNameError, WpgdkitError
-from wpgdkit.jsonutil import json_value
+from wpgdkit.jsonutil import dumps_json
 from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
 
@@ -295,7 +294,7 @@ def train(
                            deterministic=config.deterministic, parameters=count_parameters(model),
                            tool_version=__version__).save(out)
                 with open(log_path_for(out), "a", encoding="utf-8") as log:
-                    log.write(json.dumps(json_value(record), allow_nan=False) + "\n")
+                    log.write(dumps_json(record, indent=None))
             if progress is not None:
                 progress.end_epoch(record)
             if on_epoch_end is not None:
