@@ -18,7 +18,7 @@ from wpgdkit.checkpoint import (
     RunSettings,
     load_checkpoint,
 )
-from wpgdkit.errors import DataNotFoundError
+from wpgdkit.errors import DataNotFoundError, WpgdkitError
 
 
 def settings(**changes) -> RunSettings:
@@ -192,3 +192,48 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
         bad.save(path)
     assert load_checkpoint(path).epoch == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_a_flipped_byte_inside_the_weights_is_detected(tmp_path):
+    import zipfile
+
+    path = checkpoint().save(tmp_path / "m.pt")
+    with zipfile.ZipFile(path) as archive:
+        record = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 8)
+    blob = bytearray(path.read_bytes())
+    # The record's bytes follow its local header (30 bytes + name + extra field).
+    name_len = int.from_bytes(blob[record.header_offset + 26:record.header_offset + 28], "little")
+    extra_len = int.from_bytes(blob[record.header_offset + 28:record.header_offset + 30], "little")
+    start = record.header_offset + 30 + name_len + extra_len
+    blob[start + 2] ^= 0x40  # a few bits of one float: torch alone would load it silently
+    corrupted = tmp_path / "bad.pt"
+    corrupted.write_bytes(bytes(blob))
+    torch.load(corrupted, weights_only=True)  # the unchecked load succeeds...
+    with pytest.raises(CheckpointError, match="fails its checksum"):
+        load_checkpoint(corrupted)  # ...ours does not
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    bad = checkpoint()
+    key = next(iter(bad.state_dict))
+    bad.state_dict = {**bad.state_dict, key: torch.full_like(bad.state_dict[key], math.nan)}
+    path = bad.save(tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"NaN or infinite values \\({key}\\)"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("indices, fragment", [([0, 1, 7], "class index 7 is outside toy's 0..2"),
+                                               ([0, 0, 1], "repeated class indices"),
+                                               ([0, 2, 1], "class 2 of toy is '2', not '1'")])
+def test_class_indices_must_name_the_datasets_classes(tmp_path, indices, fragment):
+    payload = v1_payload()
+    payload["data"]["class_indices"] = indices
+    path = tmp_path / "bad.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=fragment):
+        load_checkpoint(path)
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(WpgdkitError, match="is a folder, not a file"):
+        load_checkpoint(tmp_path)

@@ -27,12 +27,13 @@ import math
 import os
 import pickle
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wpgdkit.attacks.threat import ThreatModel
-from wpgdkit.errors import DataNotFoundError, WpgdkitError
+from wpgdkit.errors import DataNotFoundError, OutputError, WpgdkitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -376,8 +377,13 @@ class Checkpoint:
         from wpgdkit.atomic import atomic_path
 
         path = Path(path)
+        payload = self.to_payload()
         with atomic_path(path) as tmp:
-            torch.save(self.to_payload(), tmp)
+            try:
+                torch.save(payload, tmp)
+            except RuntimeError as exc:  # torch's writer reports a full disk (or a vanished folder) this way
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise OutputError(f"cannot write {path}: {first}") from None
         self.path = str(path)
         return path
 
@@ -444,6 +450,7 @@ class Checkpoint:
             input_range=tuple(float(v) for v in input_range) if input_range is not None else None,
             seed=int(d.get("seed", 0)), data_dir=d.get("data_dir"), download=bool(d.get("download", False)),
         )
+        _check_classes(data, name)
         threat = ThreatModel.from_dict(payload["attack"], default_bounds=data.input_range)
         if version == 1:
             run = payload.get("run") or {}
@@ -481,6 +488,24 @@ class Checkpoint:
                    deterministic=bool(evaluation.get("deterministic")),
                    parameters=int(m["parameters"]) if m.get("parameters") is not None else None,
                    tool_version=str(payload.get("tool_version", "")), version=version, path=name)
+
+
+def _check_classes(data: DataRecord, name: str) -> None:
+    """Class indices distinct and in range, and naming the dataset's classes, when the dataset is registered."""
+    from wpgdkit.datasets import get_dataset, list_datasets
+
+    if len(set(data.class_indices)) != len(data.class_indices):
+        raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (repeated class indices)")
+    if data.dataset not in list_datasets():
+        return
+    full = get_dataset(data.dataset).classes
+    for index, cls in zip(data.class_indices, data.classes):
+        if not 0 <= index < len(full):
+            raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (class index {index} is outside "
+                                  f"{data.dataset}'s 0..{len(full) - 1})")
+        if full[index] != cls:
+            raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (class {index} of {data.dataset} is "
+                                  f"{full[index]!r}, not {cls!r})")
 
 
 def _float_tuple(value: Any) -> tuple[float, ...] | None:
@@ -523,11 +548,14 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     """
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"checkpoint {path} not found")
+    from wpgdkit.inputs import input_file
+
+    path = input_file(path, what="checkpoint")
+    _check_integrity(path)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on refused globals: our one line says it
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses globals it does not know (functions, custom classes);
         # other unpickling failures are plain corruption.
@@ -538,4 +566,39 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     except Exception as exc:  # noqa: BLE001 - with weights_only nothing ran; any failure means unreadable
         # (RuntimeError, EOFError, BadZipFile, KeyError... depending on how the bytes are wrong)
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file: {type(exc).__name__})") from None
-    return Checkpoint.from_payload(payload, name=str(path))
+    checkpoint = Checkpoint.from_payload(payload, name=str(path))
+    _check_finite(checkpoint)
+    return checkpoint
+
+
+def _check_integrity(path: Path) -> None:
+    """Refuse a torch zip archive whose records fail their CRC-32 (bytes changed after saving).
+
+    torch reads the records of its archive without checking their checksums,
+    so a flipped byte in a weight tensor would load as a silently wrong
+    weight. Files that are not zip archives are left to ``torch.load``.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return  # not a zip archive (legacy format, truncated, foreign): torch.load decides
+    except (OSError, EOFError, ValueError, RuntimeError, zipfile.LargeZipFile) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupted archive: {type(exc).__name__})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupted: the record {bad.rsplit('/', 1)[-1]} fails its checksum "
+                              "(the file changed after it was written)")
+
+
+def _check_finite(checkpoint: Checkpoint) -> None:
+    """Refuse weights holding NaN or infinity: a diverged run's, never to be audited as if fine."""
+    import torch
+
+    for key, tensor in checkpoint.state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{checkpoint.name}: malformed wpgdkit checkpoint (weight {key} is not a tensor)")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{checkpoint.name}: the weights hold NaN or infinite values ({key}); "
+                                  "the run that wrote it diverged")

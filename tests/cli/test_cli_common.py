@@ -61,3 +61,47 @@ def test_fail_is_one_visible_line(capsys):
         _common.fail("bad\x1b[2J\nname")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "wpgdkit: error: bad\\x1b[2J name\n"
+
+
+# --- standard output that cannot take more ----------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["datasets", "--json", "-"], ["datasets"]])
+def test_a_full_standard_output_is_one_line_not_a_traceback(args):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "wpgdkit", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "wpgdkit: error: cannot write to standard output: No space left on device\n"
+
+
+def test_a_broken_pipe_on_standard_output_is_a_quiet_exit(monkeypatch):
+    from typer.testing import CliRunner
+
+    from wpgdkit.cli import app
+
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("wpgdkit.cli.write_json", broken)
+    result = CliRunner().invoke(app, ["datasets", "--json", "-"])
+    assert result.exit_code == _common.EXIT_BROKEN_PIPE == 1  # Click's convention: quiet, exit 1
+    assert result.stderr == ""
+
+
+def test_another_os_error_keeps_its_traceback(monkeypatch):
+    from typer.testing import CliRunner
+
+    from wpgdkit.cli import app
+
+    def other(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("wpgdkit.cli.write_json", other)
+    result = CliRunner().invoke(app, ["datasets", "--json", "-"])
+    assert isinstance(result.exception, PermissionError)  # a bug, not bad input: not hidden

@@ -72,7 +72,7 @@ def test_cifar10_subproblem_slices_the_shipped_metric(tmp_path, cifar10_dir):
         (["--dataset", "toy", "--model", "mlp", "--eps", "0"], "--eps must be a positive"),
         (["--dataset", "toy", "--model", "mlp", "--eps", "8/0"], "--eps"),
         (["--dataset", "toy", "--model", "mlp", "--steps", "0"], "--steps must be a whole number of at least 1"),
-        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "METRIC", "--p", "0"], "--p must be a positive finite number"),
+        (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "METRIC", "--p", "0"], "--p must be a number in (0, 1000]"),
         (["--dataset", "toy", "--model", "mlp", "--method", "wpgd"], "needs a label metric (--metric)"),
         (["--dataset", "toy", "--model", "mlp", "--method", "wpgd", "--metric", "C10"], "not the 3 classes"),
         (["--dataset", "toy", "--model", "mlp", "--lam", "-1"], "--lam"),

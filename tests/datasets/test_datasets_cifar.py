@@ -248,3 +248,12 @@ def test_download_skipped_when_present_and_used_when_missing(tmp_path, monkeypat
     _, y = load_tensors("cifar100", "test", data_dir=tmp_path / "fetch", download=True)
     assert y.tolist() == [98, 2]
     assert calls == [(tmp_path / "fetch", False, True)]
+
+
+def test_a_folder_in_place_of_a_batch_file_says_so(tmp_path):
+    folder = write_cifar10(tmp_path)
+    path = folder / "data_batch_3"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(WpgdkitError, match="data_batch_3 is a folder, not a file"):
+        load_tensors("cifar10", "train", data_dir=tmp_path)

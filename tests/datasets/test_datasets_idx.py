@@ -229,3 +229,31 @@ def test_failed_download_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match="could not download mnist") as info:
         load_split("mnist", "train", data_dir=tmp_path, download=True)
     assert "\n" not in str(info.value) and "Tried 2 mirrors" in str(info.value)
+
+
+def test_huge_header_dimensions_are_one_error_naming_the_file(tmp_path):
+    # 65536^4 = 2^64: NumPy's int64 product wraps to 0, which matched an empty payload and reshape failed.
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 4]) + struct.pack(">4I", 65536, 65536, 65536, 65536))
+    with pytest.raises(WpgdkitError, match=r"train-images-idx3-ubyte is truncated or its header is corrupted"):
+        read_idx(path)
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + b"\0" * 8)
+    with pytest.raises(WpgdkitError, match="header is corrupted"):
+        read_idx(path)
+
+
+def test_a_folder_given_for_an_idx_file_says_so(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").mkdir()
+    with pytest.raises(WpgdkitError, match="is a folder, not a file"):
+        read_idx(tmp_path / "train-images-idx3-ubyte")
+    with pytest.raises(DataNotFoundError, match="not found"):
+        read_idx(tmp_path / "nothing-here")
+
+
+def test_a_folder_in_place_of_a_dataset_file_says_so(tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").mkdir()
+    (folder / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(2, dtype=np.uint8)))
+    with pytest.raises(WpgdkitError, match="train-images-idx3-ubyte is a folder, not a file"):
+        load_split("fashion-mnist", "train", data_dir=tmp_path)

@@ -90,6 +90,10 @@ class ThreatModel:
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 raise WpgdkitError(f"bounds must be (low, high) with low < high, got {self.bounds}")
             object.__setattr__(self, "bounds", (low, high))
+            if self.norm == "linf" and self.eps > high - low:
+                # A larger ℓ∞ ball holds every input of the data range: no threat model at all.
+                raise WpgdkitError(f"eps must be at most {high - low:g} (the width of the data range "
+                                   f"[{low:g}, {high:g}]) for linf, got {self.eps!r}")
         object.__setattr__(self, "eps", float(self.eps))
 
     def _key(self) -> tuple[Any, ...]:
@@ -105,6 +109,15 @@ class ThreatModel:
     def step(self) -> float:
         """The step size in use: the explicit one, else ``DEFAULT_STEP_FACTOR · eps / steps``."""
         return self.step_size if self.step_size is not None else DEFAULT_STEP_FACTOR * self.eps / self.steps
+
+    def check_inputs(self, input_shape: tuple[int, ...]) -> None:
+        """Refuse an ℓ2 ball larger than the data range's diameter for inputs of ``input_shape``."""
+        if self.norm != "l2" or self.bounds is None:
+            return
+        diameter = (self.bounds[1] - self.bounds[0]) * math.sqrt(math.prod(input_shape))
+        if self.eps > diameter:
+            raise WpgdkitError(f"eps must be at most {diameter:g} (the diameter of the data range for inputs "
+                               f"{'×'.join(map(str, input_shape))}) for l2, got {self.eps!r}")
 
     @property
     def eps_label(self) -> str:

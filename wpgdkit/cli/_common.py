@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import errno
+import os
 import re
 import sys
 from typing import Any
@@ -20,6 +22,13 @@ from wpgdkit.device import DEVICE_NAMES
 __all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "safe", "write_json", "split_list", "choices", "DeviceName", "output_file", "output_folder"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
+#: Exit code when the reader of standard output went away (EPIPE, e.g. ``wpgdkit bench --json - | head -1``):
+#: nothing is printed, exit 1 -- Click's own convention (its main() pacifies the streams the same way), kept
+#: for an EPIPE that reaches us, so a closed pipe is never reported as bad input.
+EXIT_BROKEN_PIPE = 1
+# Errors of an OSError escaping a command that mean "standard output cannot take more": every file the
+# toolkit writes goes through wpgdkit.atomic (an OutputError, one line), so an unwrapped one is stdout.
+_STDOUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _click_class(name: str) -> type[Exception]:
@@ -112,9 +121,36 @@ class OneLineErrorGroup(TyperGroup):
             sys.exit(1)
         except WpgdkitError as exc:
             fail(as_flags(str(exc)))
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                _silence_stdout()
+                sys.exit(EXIT_BROKEN_PIPE)  # the reader left: a quiet exit, no message
+            if exc.errno in _STDOUT_FULL:
+                _silence_stdout()
+                fail(f"cannot write to standard output: {exc.strerror or os.strerror(exc.errno)}")
+            raise  # any other OSError is a bug: keep its traceback
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null after it failed, so Python's flush at exit prints no second traceback.
+
+    The Python docs' note on SIGPIPE: what is still buffered would be written
+    (and fail) again at interpreter exit. Where stdout has no file descriptor
+    (a test runner's buffer), nothing needs doing.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def choices(name: str, values: list[str]) -> type[enum.Enum]:

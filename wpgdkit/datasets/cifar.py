@@ -26,6 +26,7 @@ import torch
 from wpgdkit.datasets._torchvision import download_with_torchvision
 from wpgdkit.datasets.memory import TensorImageDataset
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
+from wpgdkit.inputs import input_file
 
 __all__ = ["CifarSource", "load_cifar_pickle"]
 
@@ -100,6 +101,7 @@ def load_cifar_pickle(path: Path) -> dict[str, Any]:
         If the pickle asks for anything but arrays and containers, is corrupt,
         or is not a dict.
     """
+    input_file(path, what="CIFAR file")  # missing: not found; a folder: says so
     try:
         with path.open("rb") as handle:
             content = _ArrayUnpickler(handle, path=path).load()
@@ -175,6 +177,9 @@ class CifarSource:
         if missing and download:
             download_with_torchvision(self.torchvision_class, data_dir, train=split == "train", dataset=self.name)
             missing = [path for path in files if not path.is_file()]
+        for path in missing:
+            if path.exists():  # a folder where a batch file should be: say so, not "not found"
+                input_file(path, what=f"{self.name} file")
         if missing:
             where = f"{root} lacks {', '.join(p.name for p in missing)}" if root.is_dir() else f"looked in {root}"
             raise DataNotFoundError(f"{self.name} not found ({where}); {self.how_to_get}")

@@ -9,6 +9,7 @@ in (Fashion-)MNIST, so only they are supported.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
+from wpgdkit.inputs import input_file
 
 __all__ = ["read_idx"]
 
@@ -56,10 +58,12 @@ def read_idx(path: str | Path) -> torch.Tensor:
     if len(raw) < header_size:
         raise WpgdkitError(f"{path} is truncated inside its header ({len(raw)} of {header_size} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64))
+    # Python's integers: NumPy's int64 product of a corrupted header (huge sizes) wraps around.
+    expected = math.prod(shape)
     found = len(raw) - header_size
     if found < expected:
-        raise WpgdkitError(f"{path} is truncated: {found} data bytes, header {shape} needs {expected}")
+        raise WpgdkitError(f"{path} is truncated or its header is corrupted: {found:,} data bytes, "
+                           f"header {shape} needs {expected:,}")
     if found > expected:
         raise WpgdkitError(f"{path} has {found - expected} trailing bytes after the {shape} data")
     # A bytearray is writable, so torch can share its memory without a copy or a warning.
@@ -68,6 +72,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
 
 
 def _read_bytes(path: Path) -> bytearray:
+    input_file(path, what="IDX file")  # missing: not found; a folder: says so
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as handle:

@@ -17,6 +17,7 @@ from wpgdkit.datasets._torchvision import download_with_torchvision
 from wpgdkit.datasets.idx import read_idx
 from wpgdkit.datasets.memory import TensorImageDataset
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
+from wpgdkit.inputs import input_file
 
 __all__ = ["SYSTEM_DIRS", "IdxSource"]
 
@@ -106,7 +107,11 @@ class IdxSource:
 
 def _existing(folder: Path, name: str) -> Path | None:
     """The plain file if present (no decompression needed), else the ``.gz`` one."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
+    candidates = (folder / name, folder / f"{name}.gz")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    for candidate in candidates:
+        if candidate.exists():  # a folder (or a device) where the file should be: say so, not "not found"
+            return input_file(candidate, what="IDX file")
     return None

@@ -60,7 +60,71 @@ class Provenance:
         unknown = sorted(set(data) - known)
         if unknown:
             raise MetricFormatError(f"unknown provenance keys: {', '.join(unknown)}")
+        for name in ("source", "tool_version"):
+            if name in data and not isinstance(data[name], str):
+                raise MetricFormatError(f"provenance {name!r} must be a string, got {_json_kind(data[name])}")
+        for name in ("measure", "dataset", "wordnet_version", "command"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise MetricFormatError(f"provenance {name!r} must be a string or null, got {_json_kind(data[name])}")
+        if "parameters" in data:
+            if not isinstance(data["parameters"], dict):
+                raise MetricFormatError(
+                    f"provenance 'parameters' must be an object, got {_json_kind(data['parameters'])}"
+                )
+            check_json_value(data["parameters"], "provenance 'parameters'")
         return cls(**data)
+
+
+#: How deep provenance parameters may nest (objects and lists): far above any real one.
+MAX_JSON_DEPTH = 32
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def check_json_value(value: Any, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse anything but JSON types (str keys; finite numbers), nested at most ``max_depth`` deep.
+
+    Iterative, so that no nesting can exhaust Python's stack.
+
+    Raises
+    ------
+    MetricFormatError
+        Naming ``what`` and the kind of value found.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise MetricFormatError(f"{what} nest deeper than {max_depth} levels")
+        if item is None or isinstance(item, (str, bool, int)):
+            continue
+        if isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise MetricFormatError(f"{what} hold a non-finite number ({item})")
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, dict):
+            for key, v in item.items():
+                if not isinstance(key, str):
+                    raise MetricFormatError(f"{what} have a key that is not a string ({key!r})")
+                stack.append((v, depth + 1))
+        else:
+            raise MetricFormatError(f"{what} hold {_json_kind(item)}, not a JSON value")
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,15 +25,18 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from wpgdkit.atomic import atomic_path, atomic_write_text
-from wpgdkit.errors import DataNotFoundError, MetricFormatError
+from wpgdkit.errors import MetricFormatError
+from wpgdkit.inputs import input_file, read_text
 from wpgdkit.jsonutil import write_json
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
+from wpgdkit.labelmetric.validate import check_entries
 
 __all__ = [
     "FORMATS",
@@ -42,10 +45,23 @@ __all__ = [
     "metric_to_csv",
     "metric_from_csv",
     "read_class_list",
+    "parse_csv_rows",
+    "check_class_names",
+    "MAX_CLASS_NAME",
+    "JSON_VERSION",
 ]
 
 FORMATS = (".csv", ".json", ".npy")
 _JSON_TAG = "wpgdkit-label-metric"
+#: The newest JSON metric version this wpgdkit reads (and the one it writes).
+JSON_VERSION = 1
+#: The longest class name accepted, in characters: far above any real one.
+MAX_CLASS_NAME = 1000
+
+# A number in a metric CSV: plain decimal, optional exponent, ASCII digits only.
+# float() would also take "1_000", "inf", "nan", " ٣ " and "0x1p3"-like spellings.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 
 
 def _format_of(path: Path) -> str:
@@ -80,7 +96,7 @@ def metric_from_csv(text: str, *, origin: str = "<csv>", provenance: Provenance 
     MetricFormatError
         With the row and column of the first problem found.
     """
-    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(cell.strip() for cell in row)]
+    rows = [row for _, row in parse_csv_rows(text, origin=origin) if any(cell.strip() for cell in row)]
     if not rows:
         raise MetricFormatError(f"{origin}: empty file")
     header = rows[0]
@@ -93,6 +109,7 @@ def metric_from_csv(text: str, *, origin: str = "<csv>", provenance: Provenance 
     k = len(classes)
     if k == 0:
         raise MetricFormatError(f"{origin}: the header names no classes")
+    check_class_names(classes, f"{origin}: line 1")
     if len(rows) - 1 != k:
         raise MetricFormatError(f"{origin}: {k} class names in the header but {len(rows) - 1} matrix rows")
     matrix = np.empty((k, k), dtype=np.float64)
@@ -106,33 +123,86 @@ def metric_from_csv(text: str, *, origin: str = "<csv>", provenance: Provenance 
                 "rows must follow the header's class order"
             )
         for j, cell in enumerate(row[1:]):
-            try:
-                matrix[i, j] = float(cell)
-            except ValueError:
-                raise MetricFormatError(
-                    f"{origin}: line {line}, column {classes[j]!r}: {cell.strip()!r} is not a number"
-                ) from None
-    _check_class_names(classes, origin)
+            matrix[i, j] = _csv_number(cell, f"{origin}: line {line}, column {classes[j]!r}")
     return LabelMetric(tuple(classes), matrix, provenance or Provenance(source="file", parameters={"path": origin}))
 
 
-def _check_class_names(classes: Sequence[str], origin: str) -> None:
+def parse_csv_rows(text: str, *, origin: str = "<csv>") -> list[tuple[int, list[str]]]:
+    """The rows of CSV text with their line numbers, any field size handled.
+
+    Python's ``csv`` module refuses a field over ``csv.field_size_limit()``
+    (131,072 characters) with ``_csv.Error``; the limit is process-wide, so it
+    is left alone and such a field is refused here as one MetricFormatError
+    naming the line (no real field comes near it: class names are limited to
+    :data:`MAX_CLASS_NAME`).
+    """
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        line = reader.line_num
+        if "field limit" in str(exc):
+            raise MetricFormatError(
+                f"{origin}: line {line} has a field over {csv.field_size_limit():,} characters "
+                f"(class names are limited to {MAX_CLASS_NAME:,})"
+            ) from None
+        raise MetricFormatError(f"{origin}: line {line} is not valid CSV ({exc})") from None
+    return rows
+
+
+def _csv_number(cell: str, where: str) -> float:
+    text = cell.strip()
+    if _NON_FINITE.fullmatch(text):
+        raise MetricFormatError(f"{where}: {text!r} is not a finite number; entries must be finite")
+    if not _DECIMAL.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise MetricFormatError(f"{where}: {shown!r} is not a number (plain decimal like 3, 0.25 or 1e-3)")
+    value = float(text)
+    if not math.isfinite(value):
+        raise MetricFormatError(f"{where}: {text!r} overflows a double; entries must be finite")
+    return value
+
+
+def check_class_names(classes: Sequence[str], origin: str) -> None:
+    """Refuse missing, over-long (:data:`MAX_CLASS_NAME`) or duplicate class names."""
     empty = [i for i, c in enumerate(classes) if not c]
     if empty:
         raise MetricFormatError(f"{origin}: class name missing at position {empty[0]}")
+    long = [i for i, c in enumerate(classes) if len(c) > MAX_CLASS_NAME]
+    if long:
+        raise MetricFormatError(
+            f"{origin}: class name at position {long[0]} is {len(classes[long[0]]):,} characters; "
+            f"the limit is {MAX_CLASS_NAME:,}"
+        )
     seen: set[str] = set()
     dup = [c for c in classes if c in seen or seen.add(c)]
     if dup:
         raise MetricFormatError(f"{origin}: duplicate class names: {', '.join(sorted(set(dup)))}")
 
 
+# The old private name, kept for callers elsewhere in the package.
+_check_class_names = check_class_names
+
+
 def read_class_list(path: str | os.PathLike[str]) -> list[str]:
-    """Read class names, one per line (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"class list {path} not found")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    _check_class_names(names, str(path))
+    """Read class names, one per line (blank lines ignored).
+
+    Raises
+    ------
+    DataNotFoundError, WpgdkitError
+        As :func:`wpgdkit.inputs.read_text` (missing, a folder, not UTF-8, too large).
+    MetricFormatError
+        For a duplicate or over-long name.
+    """
+    text = read_text(path, what="class list")
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    long = [n for n, name in lines if len(name) > MAX_CLASS_NAME]
+    if long:
+        raise MetricFormatError(f"{path}: line {long[0]}: class name longer than {MAX_CLASS_NAME:,} characters")
+    names = [name for _, name in lines]
+    check_class_names(names, str(path))
     return names
 
 
@@ -166,16 +236,11 @@ def read_metric(
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"metric file {path} not found")
+    input_file(path, what="metric file")
     if classes is not None and not isinstance(classes, (list, tuple)):
         classes = read_class_list(classes)
     if fmt == ".csv":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise MetricFormatError(f"{path}: not a UTF-8 text file") from None
-        metric = metric_from_csv(text, origin=str(path))
+        metric = metric_from_csv(read_text(path, what="metric file"), origin=str(path))
     elif fmt == ".json":
         metric = _read_json(path)
     else:
@@ -185,15 +250,38 @@ def read_metric(
     return metric
 
 
-def _read_json(path: Path) -> LabelMetric:
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str, origin: str):
+    """``json.loads`` with every way it can fail as one MetricFormatError.
+
+    Refuses NaN and Infinity (not JSON), nesting deep enough to exhaust the
+    stack (``RecursionError``) and integers too long to convert.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MetricFormatError(f"{path}: not valid JSON ({exc})") from None
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise MetricFormatError(f"{origin}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integer digit limit
+        raise MetricFormatError(f"{origin}: not valid JSON ({exc})") from None
+
+
+def _read_json(path: Path) -> LabelMetric:
+    data = parse_json(read_text(path, what="metric file"), str(path))
     if not isinstance(data, dict) or not {"classes", "matrix"} <= set(data):
         raise MetricFormatError(f"{path}: expected an object with 'classes' and 'matrix'")
     if data.get("format", _JSON_TAG) != _JSON_TAG:
         raise MetricFormatError(f"{path}: format is {data.get('format')!r}, expected {_JSON_TAG!r}")
+    version = data.get("version", JSON_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise MetricFormatError(f"{path}: 'version' must be a whole number ≥ 1, got {json.dumps(version)[:40]}")
+    if version > JSON_VERSION:
+        raise MetricFormatError(
+            f"{path}: metric format version {version} is newer than this wpgdkit reads "
+            f"(up to {JSON_VERSION}); upgrade wpgdkit"
+        )
     classes, rows = data["classes"], data["matrix"]
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise MetricFormatError(f"{path}: 'classes' must be a list of strings")
@@ -205,12 +293,27 @@ def _read_json(path: Path) -> LabelMetric:
         for j, value in enumerate(row):
             # numpy would turn null into NaN and true or "1" into 1.0: refuse them.
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise MetricFormatError(f"{path}: matrix[{i}][{j}] is {json.dumps(value)}, not a number")
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(rows))
-    _check_class_names(classes, str(path))
+                shown = json.dumps(value)
+                shown = shown if len(shown) <= 40 else shown[:40] + "..."
+                raise MetricFormatError(f"{path}: matrix[{i}][{j}] is {shown}, not a number")
+            if isinstance(value, int) and not math.isfinite(_int_to_float(value)):
+                raise MetricFormatError(f"{path}: matrix[{i}][{j}] overflows a double; entries must be finite")
+    matrix = np.array([[float(_int_to_float(v)) for v in row] for row in rows], dtype=np.float64)
+    matrix = matrix.reshape(len(rows), len(rows))
+    check_class_names(classes, str(path))
     prov = data.get("provenance")
-    provenance = Provenance.from_dict(prov) if prov is not None else Provenance(source="file")
+    try:
+        provenance = Provenance.from_dict(prov) if prov is not None else Provenance(source="file")
+    except MetricFormatError as exc:
+        raise MetricFormatError(f"{path}: {exc}") from None
     return LabelMetric(tuple(classes), matrix, provenance)
+
+
+def _int_to_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _read_npy(path: Path, classes: Sequence[str] | None) -> LabelMetric:
@@ -223,7 +326,7 @@ def _read_npy(path: Path, classes: Sequence[str] | None) -> LabelMetric:
         raise MetricFormatError(f"{path}: not a readable .npy array ({exc})") from None
     if not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
         raise MetricFormatError(f"{path}: the array has dtype {matrix.dtype}, expected real numbers")
-    _check_class_names(list(classes), str(path))
+    check_class_names(list(classes), str(path))
     return LabelMetric(tuple(classes), matrix.astype(np.float64), Provenance(source="file", parameters={"path": str(path)}))
 
 
@@ -238,8 +341,10 @@ def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not np.all(np.isfinite(metric.matrix)):
-        raise MetricFormatError("refusing to write a metric with NaN or infinite entries")
+    try:
+        check_entries(metric.matrix, metric.classes)
+    except MetricFormatError as exc:
+        raise MetricFormatError(f"refusing to write {path}: {exc}") from None
     if fmt == ".csv":
         atomic_write_text(path, metric_to_csv(metric))
     elif fmt == ".json":

@@ -137,7 +137,20 @@ def boundary_distance_matrix(
     counts = torch.bincount(y, minlength=num_classes).to(torch.float64)
     out = (sums / counts[:, None]).cpu().numpy()
     np.fill_diagonal(out, 0.0)
+    _check_finite_distances(out)
     return (out + out.T) / 2 if symmetrize else out
+
+
+def _check_finite_distances(d: np.ndarray, what: str = "distances") -> None:
+    # NaN or infinite logits (a diverged model) would otherwise give a NaN
+    # matrix, or, through arg-max, a plausible-looking one.
+    bad = ~np.isfinite(d)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise WpgdkitError(
+            f"the network produced non-finite {what} ({int(bad.sum())} entries, first at [{i}, {j}]); "
+            "its weights or outputs hold NaN or infinity"
+        )
 
 
 def _dual_norm(norm: str):
@@ -259,8 +272,17 @@ def confusion_distance_matrix(
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """Arg-max predictions ``(N,)`` of ``model`` (in eval mode, restored afterwards) on ``x``."""
+    predictions = []
     with eval_mode(model):
-        return torch.cat([model(xb).argmax(dim=1) for xb in torch.split(x, batch_size)])
+        for xb in torch.split(x, batch_size):
+            logits = model(xb)
+            if not bool(torch.isfinite(logits).all()):
+                raise WpgdkitError(
+                    "the network produced non-finite logits (NaN or infinity); its arg-max predictions "
+                    "would be meaningless"
+                )
+            predictions.append(logits.argmax(dim=1))
+    return torch.cat(predictions)
 
 
 # --- checkpoints ----------------------------------------------------------------------

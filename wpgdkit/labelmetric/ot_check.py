@@ -25,6 +25,7 @@ import numpy as np
 
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.core import LabelMetric
+from wpgdkit.labelmetric.validate import check_power, metric_power
 
 __all__ = [
     "wasserstein_to_onehot",
@@ -199,11 +200,10 @@ def reference_check(
     """
     import ot
 
-    if not p > 0:
-        raise WpgdkitError(f"p must be positive, got {p}")
+    check_power(p)
     if samples < 1 or sinkhorn_samples < 0:
         raise WpgdkitError("samples must be at least 1 and sinkhorn samples at least 0")
-    cost = np.power(metric.matrix, p)
+    cost = metric_power(metric.matrix, p)
     k = cost.shape[0]
     scale = max(float(cost.max()), np.finfo(float).tiny)
     formula: ClosedForm = closed_form or (lambda c, q, t: wasserstein_to_onehot(c, q, t, p=1.0))

@@ -12,7 +12,6 @@ provenance with the command that rebuilds the result.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import shlex
 from collections.abc import Callable
@@ -22,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from wpgdkit import __version__
-from wpgdkit.errors import DataNotFoundError, MetricFormatError, UnknownNameError, WpgdkitError
+from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
 from wpgdkit.device import check_threads, torch_threads
+from wpgdkit.inputs import read_text
 from wpgdkit.labelmetric.core import LabelMetric, Provenance, check_normalization
-from wpgdkit.labelmetric.io import read_class_list, read_metric
-from wpgdkit.labelmetric.validate import validate_metric
+from wpgdkit.labelmetric.io import check_class_names, parse_csv_rows, read_class_list, read_metric
+from wpgdkit.labelmetric.validate import check_entries, validate_metric
 from wpgdkit.registry import Registry
 
 __all__ = [
@@ -154,16 +154,28 @@ def read_synset_map(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]
     classes, synsets : tuple of str
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"synset map {path} not found")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"class", "synset"} <= set(rows[0]):
+    rows = [(line, row) for line, row in parse_csv_rows(read_text(path, what="synset map"), origin=str(path))
+            if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0][1]] if rows else []
+    if len(rows) < 2 or "class" not in header or "synset" not in header:
         raise MetricFormatError(f"{path}: expected a CSV with 'class' and 'synset' columns")
-    missing = [r["class"] for r in rows if not (r.get("synset") or "").strip()]
-    if missing:
-        raise MetricFormatError(f"{path}: no synset for class {missing[0]!r}")
-    return tuple(r["class"].strip() for r in rows), tuple(r["synset"].strip() for r in rows)
+    at_class, at_synset = header.index("class"), header.index("synset")
+    classes: list[str] = []
+    synsets: list[str] = []
+    for line, row in rows[1:]:
+        name = row[at_class].strip() if at_class < len(row) else ""
+        synset = row[at_synset].strip() if at_synset < len(row) else ""
+        if not name:
+            raise MetricFormatError(f"{path}: line {line}: no class name")
+        if not synset:
+            raise MetricFormatError(f"{path}: line {line}: no synset for class {name[:80]!r}")
+        check_class_names([name], f"{path}: line {line}")
+        if len(synset) > 1000:
+            raise MetricFormatError(f"{path}: line {line}: synset name longer than 1,000 characters")
+        classes.append(name)
+        synsets.append(synset)
+    check_class_names(classes, str(path))
+    return tuple(classes), tuple(synsets)
 
 
 def _build_wordnet(config: BuildConfig) -> LabelMetric:
@@ -347,6 +359,12 @@ def build_metric(config: BuildConfig) -> LabelMetric:
     _refuse_unread_options(config, source)
     with torch_threads(config.threads):
         metric = source.build(config)
+    # A built matrix passes the same entry check as a read one, before
+    # subsetting or normalising could hide (or spread) a bad entry.
+    try:
+        check_entries(metric.matrix, metric.classes)
+    except MetricFormatError as exc:
+        raise MetricFormatError(f"the {source.name} source produced an invalid metric: {exc}") from None
     if config.classes:
         metric = metric.subset(config.classes)
     metric = metric.normalized(config.normalize)

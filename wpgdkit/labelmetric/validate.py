@@ -25,9 +25,83 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from wpgdkit.errors import MetricFormatError
+from wpgdkit.inputs import Range, check_number
 from wpgdkit.labelmetric.core import LabelMetric
 
-__all__ = ["validate_metric", "analyze_metric", "MetricReport", "TriangleViolation"]
+__all__ = ["MAX_ENTRY", "POWER_RANGE", "check_entries", "check_power", "metric_power", "validate_metric", "analyze_metric", "MetricReport", "TriangleViolation"]
+
+#: The largest entry a label metric may hold. Real costs are small numbers
+#: (path lengths, pixel distances, -log rates); this bound leaves room for
+#: C^p with p up to 3 and for sums of K entries without float overflow.
+MAX_ENTRY = 1e100
+
+
+#: The power p of C^p (Definition 3): any finite positive number.
+POWER_RANGE = Range(0, None, low_open=True)
+
+
+def check_power(p: float, name: str = "p") -> float:
+    """``p`` if it lies in :data:`POWER_RANGE` (finite and positive), else one WpgdkitError."""
+    return check_number(name, p, POWER_RANGE)
+
+
+def metric_power(matrix: np.ndarray, p: float, *, name: str = "p") -> np.ndarray:
+    """``C^p`` element-wise, refusing a ``p`` out of range or a result that overflows.
+
+    Raises
+    ------
+    WpgdkitError
+        For ``p`` not finite and positive.
+    MetricFormatError
+        When the largest entry to the power ``p`` is beyond a double.
+    """
+    check_power(p, name)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        powered = np.power(matrix, p)
+    if not np.all(np.isfinite(powered)):
+        top = float(np.max(np.abs(matrix[np.isfinite(matrix)]))) if np.isfinite(matrix).any() else float("nan")
+        raise MetricFormatError(
+            f"C^p overflows: the largest entry {top:g} to the power {name}={p:g} is beyond a double; "
+            "use a smaller p or a normalised metric (--normalize max)"
+        )
+    return powered
+
+
+def check_entries(matrix: np.ndarray, names: Sequence[str] | None = None, *, what: str = "C") -> None:
+    """Refuse entries that are not finite, are negative or exceed :data:`MAX_ENTRY`.
+
+    The one check of a metric's numbers, made on every metric read, built or
+    written.
+
+    Raises
+    ------
+    MetricFormatError
+        Naming the first bad entry and how many there are.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if names is None:
+        names = [str(i) for i in range(matrix.shape[0])] if matrix.ndim else []
+
+    def where(mask: np.ndarray) -> tuple[str, str, float]:
+        i, j = map(int, np.argwhere(mask)[0])
+        return names[i], names[j], float(matrix[i, j])
+
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        a, b, v = where(bad)
+        raise MetricFormatError(f"{what}[{a}, {b}] is {v}: entries must be finite ({int(bad.sum())} are not)")
+    neg = matrix < 0
+    if neg.any():
+        a, b, v = where(neg)
+        raise MetricFormatError(f"{what}[{a}, {b}] = {v:g} is negative ({int(neg.sum())} negative entries)")
+    huge = matrix > MAX_ENTRY
+    if huge.any():
+        a, b, v = where(huge)
+        raise MetricFormatError(
+            f"{what}[{a}, {b}] = {v:g} is too large: entries must be at most {MAX_ENTRY:g} "
+            f"({int(huge.sum())} are larger)"
+        )
 
 
 def validate_metric(
@@ -74,14 +148,7 @@ def validate_metric(
         i, j = map(int, np.argwhere(mask)[0])
         return names[i], names[j], float(matrix[i, j])
 
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        a, b, v = where(bad)
-        raise MetricFormatError(f"C[{a}, {b}] is {v}: entries must be finite ({int(bad.sum())} are not)")
-    neg = matrix < 0
-    if neg.any():
-        a, b, v = where(neg)
-        raise MetricFormatError(f"C[{a}, {b}] = {v:g} is negative ({int(neg.sum())} negative entries)")
+    check_entries(matrix, names)
     scale = max(float(matrix.max()), 1.0)
     diag = np.abs(np.diag(matrix)) > atol * scale
     if diag.any():
@@ -146,6 +213,8 @@ class MetricReport:
         return out
 
     def psd_note(self) -> str:
+        if self.min_eigenvalue != self.min_eigenvalue:  # NaN: the eigen decomposition failed
+            return "unknown (the eigenvalue computation did not converge)"
         if self.positive_semidefinite:
             return "positive semi-definite"
         return (
@@ -168,9 +237,15 @@ def analyze_metric(metric: LabelMetric, *, rtol: float = 1e-9) -> MetricReport:
     -------
     report : MetricReport
     """
-    c = metric.matrix
-    k = c.shape[0]
-    tol = rtol * max(float(c.max()), 1.0)
+    # Work on C / max C: every sum, product and eigen decomposition below then
+    # stays far from overflow whatever the entries' scale; the results are
+    # scaled back. Tolerances keep their meaning relative to max(max C, 1).
+    raw = np.asarray(metric.matrix, dtype=np.float64)
+    k = raw.shape[0]
+    top = float(np.max(raw)) if raw.size else 0.0
+    unit = top if np.isfinite(top) and top > 0 else 1.0
+    c = raw / unit
+    tol = rtol * max(top, 1.0) / unit
     symmetric = bool(np.allclose(c, c.T, rtol=0, atol=tol))
     count, worst, worst_at = 0, 0.0, None
     # One K×K slice per intermediate class m keeps memory at O(K²) for K = 1,000.
@@ -187,16 +262,22 @@ def analyze_metric(metric: LabelMetric, *, rtol: float = 1e-9) -> MetricReport:
             if excess[i, j] > worst:
                 worst, worst_at = float(excess[i, j]), (i, j, m)
     sym = (c + c.T) / 2
-    eig_min = float(np.linalg.eigvalsh(sym)[0])
-    psd = eig_min >= -tol
     euclid: bool | None = None
-    if symmetric:
-        centring = np.eye(k) - 1.0 / k
-        gram = -0.5 * centring @ (sym * sym) @ centring
-        euclid = bool(np.linalg.eigvalsh(gram)[0] >= -rtol * max(float((sym * sym).max()), 1.0) * k)
+    try:
+        eig_min = float(np.linalg.eigvalsh(sym)[0])
+        psd = eig_min >= -tol
+        if symmetric:
+            centring = np.eye(k) - 1.0 / k
+            gram = -0.5 * centring @ (sym * sym) @ centring
+            # (C / u)∘(C / u) = (C∘C) / u²: the tolerance relative to max(max C∘C, 1), in those units.
+            gram_tol = rtol * (max(top, 1.0) / unit) ** 2 * k
+            euclid = bool(np.linalg.eigvalsh(gram)[0] >= -gram_tol)
+        eig_min *= unit
+    except np.linalg.LinAlgError:
+        eig_min, psd, euclid = float("nan"), False, None
     violation = None
     if worst_at is not None:
         i, j, m = worst_at
         names = metric.classes
-        violation = TriangleViolation(names[i], names[j], names[m], worst)
+        violation = TriangleViolation(names[i], names[j], names[m], worst * unit)
     return MetricReport(k, symmetric, count, violation, eig_min, psd, euclid)

@@ -8,10 +8,14 @@ clean inputs.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from wpgdkit.attacks.threat import ThreatModel
 from wpgdkit.checkpoint import METHODS, SCHEDULES, Checkpoint, OptimizerRecord, RunSettings, load_checkpoint, metric_digest
 from wpgdkit.device import DEVICE_NAMES
 from wpgdkit.errors import UnknownNameError, WpgdkitError
+from wpgdkit.inputs import Range, check_number, check_seed
 from wpgdkit.jsonutil import dumps_json
 from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
@@ -119,24 +124,44 @@ def log_path_for(checkpoint: str | os.PathLike[str]) -> Path:
     return path.with_name(path.stem + ".log.jsonl")
 
 
+# The valid range of every numeric setting, written once (the CLI's flags are these names).
+_RANGES = {
+    "p": Range(0, 1e3, low_open=True),                 # C^p with p > 1000 overflows any metric above 2
+    "lam": Range(0, None, low_open=True, allow_inf=True),
+    "epochs": Range(1, 1_000_000, integer=True),
+    "batch_size": Range(1, 1 << 20, integer=True),
+    "lr": Range(0, 1e3, low_open=True),
+    "momentum": Range(0, 1, high_open=True),
+    "weight_decay": Range(0, 1),
+    "eval_steps": Range(0, 100_000, integer=True),
+    "workers": Range(0, 256, integer=True),
+}
+_DATA_RANGES = {
+    "limit": Range(2, None, integer=True),
+    "val_fraction": Range(0, 1, high_open=True),
+    "imbalance": Range(0, 1, low_open=True),
+}
+
+
+class DivergenceError(WpgdkitError):
+    """The training loss became NaN or infinite; the checkpoint keeps the last finite epoch."""
+
+
 def _validate(config: TrainConfig) -> None:
     if config.method not in METHODS:
         raise UnknownNameError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
     if config.schedule not in SCHEDULES:
         raise UnknownNameError(f"unknown schedule {config.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-    checks = [
-        (config.p > 0 and math.isfinite(config.p), f"p must be a positive finite number, got {config.p}"),
-        (config.lam > 0, f"lam must be positive (inf for no entropy term), got {config.lam}"),
-        (config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}"),
-        (config.batch_size >= 1, f"batch_size must be at least 1, got {config.batch_size}"),
-        (config.lr > 0, f"lr must be positive, got {config.lr}"),
-        (config.eval_steps >= 0, "eval_steps must be >= 0"),
-        (config.workers >= 0, "workers must be >= 0"),
-        (config.device in DEVICE_NAMES, f"unknown device {config.device!r}; choose one of: {', '.join(DEVICE_NAMES)}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise WpgdkitError(message)
+    if config.device not in DEVICE_NAMES:
+        raise UnknownNameError(f"unknown device {config.device!r}; choose one of: {', '.join(DEVICE_NAMES)}")
+    for name, valid in _RANGES.items():
+        check_number(name, getattr(config, name), valid)
+    check_seed("seed", config.seed)
+    check_seed("seed", config.data.seed)
+    for name, valid in _DATA_RANGES.items():
+        value = getattr(config.data, name)
+        if value is not None:
+            check_number(name, value, valid)
     config.threat(bounds=None)  # eps, step_size, steps, norm: validated by the threat model, before any work
     if config.method == "wpgd" and config.metric is None:
         raise WpgdkitError("method wpgd needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
@@ -181,16 +206,28 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
         metric = _load_metric(config, data.classes)
     mean, std = dataset_normalization(config.data.dataset)
     shape = tuple(get_dataset(config.data.dataset).input_shape)
+    threat = config.threat(data.input_range)
+    threat.check_inputs(shape)
+    if metric is not None and config.method == "wpgd":
+        _check_powered_metric(metric, config.p)
     return RunSettings(
         model=ModelRecord(config.model, len(data.classes), shape, tuple(mean) if mean is not None else None,
                           tuple(std) if std is not None else None),
-        data=data, method=config.method, threat=config.threat(data.input_range),
+        data=data, method=config.method, threat=threat,
         optimizer=OptimizerRecord(epochs=config.epochs, batch_size=config.batch_size, lr=float(config.lr),
                                   momentum=float(config.momentum), weight_decay=float(config.weight_decay),
                                   schedule=config.schedule),
         seed=config.seed, p=float(config.p), lam=float(config.lam),
         metric_sha256=metric_digest(metric.matrix) if config.method == "wpgd" and metric is not None else None,
     )
+
+
+def _check_powered_metric(metric, p: float) -> None:
+    """C^p must stay finite: an overflowing inner loss would train on NaN gradients."""
+    top = float(metric.matrix.max())
+    if top > 1 and p * math.log(top) >= math.log(1e30):  # float32 logits and losses: keep C^p far below 3e38
+        raise WpgdkitError(f"p must keep C^p finite: the metric's largest entry {top:g} to the power {p:g} overflows; "
+                           "lower p or rescale the metric")
 
 
 def _lr_lambda(schedule: str, total_steps: int) -> Callable[[int], float]:
@@ -238,70 +275,143 @@ def train(
     -------
     result : TrainResult
     """
-    from wpgdkit.attacks import AttackConfig, create_attack
-    from wpgdkit.models import count_parameters
-
     _validate(config)
     out = Path(config.out)
     _check_destination(config, out)
     ctx = setup_distributed(config.device)
     progress = progress if ctx.is_main else None  # one progress display, from rank 0
     try:
-        if config.deterministic:
-            _make_deterministic()
-        data = prepare_data(config.data)
-        metric = _load_metric(config, data.classes)
-        settings = run_settings(config, metric=metric)
-        torch.manual_seed(config.seed)  # the same initial weights on every rank
-        model = settings.model.build()
-        model.to(ctx.device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay, nesterov=config.momentum > 0)
-        per_rank = config.batch_size
-        if ctx.world_size > 1:
-            if config.batch_size % ctx.world_size:
-                raise WpgdkitError(f"batch_size {config.batch_size} must divide evenly over {ctx.world_size} processes")
-        steps_per_epoch = max(1, sum(1 for _ in range(0, len(data.train), per_rank)))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.schedule, config.epochs * steps_per_epoch))
-        history: list[dict[str, Any]] = []
-        start_epoch = 0
-        if config.resume and out.exists():
-            state = load_checkpoint(out, map_location=ctx.device)
-            _check_resumable(state, settings, config)
-            model.load_state_dict(state.state_dict)
-            optimizer.load_state_dict(state.optimizer_state)
-            scheduler.load_state_dict(state.scheduler_state)
-            history = list(state.history)
-            start_epoch = state.epoch
-        elif ctx.is_main:
-            log_path_for(out).unlink(missing_ok=True)  # a new run (or --force): its log starts afresh
-        forward_model = _Autocast(model, ctx.device.type) if (config.amp and ctx.device.type == "cuda") else model
-        trained = ctx.wrap(forward_model)
-        threat = settings.threat
-        # The inner maximisation of eq. 2 / eq. 6: PGD on CE, or on ℓ_W with the metric (WPGD).
-        attack = None if config.method == "ce" else create_attack(
-            AttackConfig(config.method, threat, p=config.p, lam=config.lam), forward_model, metric=metric)
-        evaluation = create_attack(AttackConfig("pgd", threat.with_steps(config.eval_steps)), forward_model) \
-            if config.eval_steps > 0 else None
-        for epoch in range(start_epoch, config.epochs):
-            record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress)
-            record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch))
-            history.append(record)
-            if ctx.is_main:
-                Checkpoint(settings=settings, epoch=epoch + 1, state_dict=model.state_dict(), history=history,
-                           metric=metric, optimizer_state=optimizer.state_dict(),
-                           scheduler_state=scheduler.state_dict(), eval_steps=config.eval_steps, amp=config.amp,
-                           deterministic=config.deterministic, parameters=count_parameters(model),
-                           tool_version=__version__).save(out)
-                with open(log_path_for(out), "a", encoding="utf-8") as log:
-                    log.write(dumps_json(record, indent=None))
-            if progress is not None:
-                progress.end_epoch(record)
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-        return TrainResult(out, history)
+        with _exclusive(out) if ctx.is_main else contextlib.nullcontext(), _terminate_as_interrupt():
+            return _run(config, ctx, out, progress, on_epoch_end)
     finally:
         ctx.close()
+
+
+def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
+         on_epoch_end: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+    from wpgdkit.attacks import AttackConfig, create_attack
+    from wpgdkit.models import count_parameters
+
+    if config.deterministic:
+        _make_deterministic()
+    data = prepare_data(config.data)
+    metric = _load_metric(config, data.classes)
+    settings = run_settings(config, metric=metric)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = settings.model.build()
+    model.to(ctx.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    if ctx.world_size > 1 and config.batch_size % ctx.world_size:
+        raise WpgdkitError(f"batch_size {config.batch_size} must divide evenly over {ctx.world_size} processes")
+    steps_per_epoch = max(1, len(range(0, len(data.train), config.batch_size)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.schedule, config.epochs * steps_per_epoch))
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if config.resume and out.exists():
+        state = load_checkpoint(out, map_location=ctx.device)
+        _check_resumable(state, settings, config)
+        model.load_state_dict(state.state_dict)
+        optimizer.load_state_dict(state.optimizer_state)
+        scheduler.load_state_dict(state.scheduler_state)
+        history = list(state.history)
+        start_epoch = state.epoch
+    elif ctx.is_main:
+        log_path_for(out).unlink(missing_ok=True)  # a new run (or force): its log starts afresh
+    forward_model = _Autocast(model, ctx.device.type) if (config.amp and ctx.device.type == "cuda") else model
+    trained = ctx.wrap(forward_model)
+    threat = settings.threat
+    # The inner maximisation of eq. 2 / eq. 6: PGD on CE, or on ℓ_W with the metric (WPGD).
+    attack = None if config.method == "ce" else create_attack(
+        AttackConfig(config.method, threat, p=config.p, lam=config.lam), forward_model, metric=metric)
+    evaluation = create_attack(AttackConfig("pgd", threat.with_steps(config.eval_steps)), forward_model) \
+        if config.eval_steps > 0 else None
+    for epoch in range(start_epoch, config.epochs):
+        try:
+            record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress)
+            _check_weights(model, epoch)
+        except DivergenceError as exc:
+            kept = (f"{out} keeps epoch {history[-1]['epoch']}, the last finite one" if history else "nothing was saved")
+            raise DivergenceError(f"{exc}; {kept} (try a lower lr, or check eps and the metric)") from None
+        record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch))
+        history.append(record)
+        if ctx.is_main:
+            Checkpoint(settings=settings, epoch=epoch + 1, state_dict=model.state_dict(), history=history,
+                       metric=metric, optimizer_state=optimizer.state_dict(),
+                       scheduler_state=scheduler.state_dict(), eval_steps=config.eval_steps, amp=config.amp,
+                       deterministic=config.deterministic, parameters=count_parameters(model),
+                       tool_version=__version__).save(out)
+            with open(log_path_for(out), "a", encoding="utf-8") as log:
+                log.write(dumps_json(record, indent=None))
+        if progress is not None:
+            progress.end_epoch(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    return TrainResult(out, history)
+
+
+def _check_weights(model: torch.nn.Module, epoch: int) -> None:
+    """A finite loss can still step to infinite weights: never save those."""
+    for key, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DivergenceError(f"the weights became non-finite ({key}) in epoch {epoch + 1}")
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold a lock on ``out`` for the run: a second process training into the same file gets one line.
+
+    The lock is ``.<name>.lock`` beside ``out`` (removed at the end). Once it
+    is held nothing else writes ``out``, so temporaries that a killed run left
+    behind (``.<name>.*.tmp``) are removed here.
+    """
+    import fcntl
+
+    folder = out.parent
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / f".{out.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WpgdkitError(f"another process is training into {out}; wait for it to finish or choose another out") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file between our open and our lock: take a fresh one
+    try:
+        for stale in folder.glob(f".{glob.escape(out.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if the run left it empty (it failed before writing anything)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's kill, ``timeout``) unwinds like Ctrl-C: temporaries removed, the lock released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_destination(config: TrainConfig, out: Path) -> None:
@@ -327,12 +437,16 @@ def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch
         trained.train()
         logits = trained(x)
         loss = F.cross_entropy(logits, y)
+        # Summed over the ranks before the step: a diverged rank stops them all, at the same step.
+        stats = ctx.all_reduce_sum(torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
+                                                dtype=torch.float64))
+        if not math.isfinite(stats[0].item()):
+            raise DivergenceError(f"the training loss became {stats[0].item()} at epoch {epoch + 1}, step "
+                                  f"{index + 1} of {n_batches}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        stats = ctx.all_reduce_sum(torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                                dtype=torch.float64))
         totals["loss"] += stats[0].item()
         totals["correct"] += int(stats[1].item())
         totals["seen"] += int(stats[2].item())
