@@ -237,3 +237,15 @@ def test_class_indices_must_name_the_datasets_classes(tmp_path, indices, fragmen
 def test_a_folder_is_not_a_checkpoint(tmp_path):
     with pytest.raises(WpgdkitError, match="is a folder, not a file"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_plain_pickle_carrying_code_says_so_and_runs_nothing(tmp_path, protocol):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(pickle.dumps({"epoch": RunsCode(marker)}, protocol=protocol))
+    with pytest.raises(CheckpointError, match=r"holds code or objects \((posix|os|nt)\.system\)"):
+        load_checkpoint(path)
+    assert not marker.exists()

@@ -560,8 +560,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         # weights_only refuses globals it does not know (functions, custom classes);
         # other unpickling failures are plain corruption.
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the refused global
-        if found:
-            raise CheckpointError(f"{path}: refused to load: it holds code or objects ({found.group(1)}), not plain data") from None
+        name = found.group(1) if found else _pickled_global(path)
+        if name:
+            raise CheckpointError(f"{path}: refused to load: it holds code or objects ({name}), not plain data") from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file)") from None
     except Exception as exc:  # noqa: BLE001 - with weights_only nothing ran; any failure means unreadable
         # (RuntimeError, EOFError, BadZipFile, KeyError... depending on how the bytes are wrong)
@@ -569,6 +570,32 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     checkpoint = Checkpoint.from_payload(payload, name=str(path))
     _check_finite(checkpoint)
     return checkpoint
+
+
+def _pickled_global(path: Path, *, max_bytes: int = 64 << 20) -> str | None:
+    """The first global (``module.name``) a plain pickle file would import, read without running it.
+
+    torch names the refused global only for the pickle protocols it parses;
+    for the others (4, 5) the opcodes are read here with :mod:`pickletools`,
+    which never executes anything.
+    """
+    import pickletools
+
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        data = path.read_bytes()
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                return arg.replace(" ", ".")
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 - not a pickle, or a broken one: nothing to name
+        return None
+    return None
 
 
 def _check_integrity(path: Path) -> None:

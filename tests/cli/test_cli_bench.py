@@ -143,10 +143,12 @@ def test_help_lists_every_benchmark_from_the_registry():
     [
         (["--only", "loss,nope"], ["unknown benchmark 'nope'", "loss, attack-step, torchattacks, wordnet, audit, train-loop"]),
         (["--only", ","], ["--only: the list is empty"]),
-        (["--repeats", "0"], ["--repeats must be at least 1"]),
-        (["--warmup", "-1"], ["--warmup must be at least 0"]),
-        (["--batch", "0"], ["--batch must be at least 1"]),
-        (["--threads", "0"], ["--threads must be at least 1"]),
+        (["--repeats", "0"], ["--repeats must be a whole number in [1, 10000], got 0"]),
+        (["--warmup", "-1"], ["--warmup must be a whole number in [0, 10000], got -1"]),
+        (["--batch", "0"], ["--batch must be a whole number in [1, 1000000], got 0"]),
+        (["--threads", "0"], ["--threads must be a whole number of at least 1"]),
+        (["--seed", "-1"], ["--seed must be a whole number in [0, 4294967295], got -1"]),
+        (["--seed", str(2**32)], ["--seed must be a whole number in [0, 4294967295]"]),
         (["--device", "tpu"], ["--device"]),
     ],
 )

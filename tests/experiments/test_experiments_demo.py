@@ -211,6 +211,8 @@ def test_bad_settings_fail_before_anything_is_written(tmp_path):
         ({"threads": 0}, "--threads"),
         ({"device": "tpu"}, "unknown device"),
         ({"seed": -1}, "--seed"),
+        ({"seed": 2**32}, "--seed must be a whole number in [0, 4294967295]"),  # was refused only by training
+        ({"seed": 10**23}, "--seed must be a whole number in [0, 4294967295]"),
     ]:
         with pytest.raises(WpgdkitError, match=re.escape(fragment)):
             run_demo(DemoConfig(out=str(out), **{**SMALL, **changes}))

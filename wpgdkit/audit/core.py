@@ -33,6 +33,7 @@ from wpgdkit.audit.scores import (
 )
 from wpgdkit.checkpoint import Checkpoint
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.inputs import Range, check_number, check_seed, input_file
 from wpgdkit.labelmetric.compare import Correlation
 from wpgdkit.labelmetric.core import LabelMetric
 
@@ -362,18 +363,42 @@ def _attack_config(config: AuditConfig, loaded: list[_Loaded]) -> AttackConfig:
     return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam)
 
 
+#: The valid range of every number of :class:`AuditConfig`, written once (the messages name the flags).
+#: Counts stop at 2**31 - 1: far above any real audit, and within what torch indexes with.
+_COUNT = Range(1, 2**31 - 1, integer=True)
+AUDIT_RANGES: dict[str, Range] = {
+    "steps": _COUNT,
+    "restarts": Range(1, 10_000, integer=True),
+    "batch_size": _COUNT,
+    "limit": _COUNT,
+    "bins": Range(1, 100_000, integer=True),
+    "attack_p": Range(0, None, low_open=True),
+    "attack_lam": Range(0, None, low_open=True, allow_inf=True),
+    "eps": Range(0, None, low_open=True),
+    "step_size": Range(0, None, low_open=True),
+}
+
+
 def _validate(config: AuditConfig) -> None:
+    """Every number in its range and every input file a readable file, before any checkpoint is loaded."""
     if not config.checkpoints:
         raise WpgdkitError("give at least one checkpoint to audit")
     if config.score_normalize not in SCORE_NORMALIZATIONS:
         raise WpgdkitError(f"unknown score normalisation {config.score_normalize!r}; "
                            f"choose one of: {', '.join(SCORE_NORMALIZATIONS)}")
-    if config.batch_size < 1:
-        raise WpgdkitError(f"batch_size must be at least 1, got {config.batch_size}")
-    if config.limit is not None and config.limit < 1:
-        raise WpgdkitError(f"limit must be at least 1, got {config.limit}")
-    if config.bins < 1:
-        raise WpgdkitError(f"bins must be at least 1, got {config.bins}")
+    for name, valid in AUDIT_RANGES.items():
+        value = getattr(config, name)
+        if value is not None or name in ("steps", "restarts", "batch_size", "bins", "attack_p", "attack_lam"):
+            check_number(name, value, valid)
+    check_seed("seed", config.seed)
+    # A folder, a missing or unreadable file: one line saying which, not "not found" for a folder.
+    for path in config.checkpoints:
+        input_file(path, what="checkpoint")
+    for role in ("baseline", "reference"):
+        if getattr(config, role) is not None:
+            input_file(getattr(config, role), what=f"--{role} checkpoint")
+    if config.metric is not None:
+        input_file(config.metric, what="--metric file")
     from wpgdkit.attacks import get_attack
 
     get_attack(config.attack)

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wpgdkit.device import DEVICE_NAMES, resolve_device, torch_threads
+from wpgdkit.device import DEVICE_NAMES, check_threads, resolve_device, torch_threads
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.inputs import Range, check_number, check_seed
 from wpgdkit.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,14 +121,12 @@ class BenchConfig:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if _not_int(self.repeats) or self.repeats < 1:
-            raise WpgdkitError(f"--repeats must be at least 1, got {self.repeats!r}")
-        if _not_int(self.warmup) or self.warmup < 0:
-            raise WpgdkitError(f"--warmup must be at least 0, got {self.warmup!r}")
-        if _not_int(self.batch) or self.batch < 1:
-            raise WpgdkitError(f"--batch must be at least 1, got {self.batch!r}")
-        if self.threads is not None and (_not_int(self.threads) or self.threads < 1):
-            raise WpgdkitError(f"--threads must be at least 1, got {self.threads!r}")
+        # The valid range of each number, written once here (BENCH_RANGES); seeds as everywhere.
+        for name, valid in BENCH_RANGES.items():
+            value = getattr(self, name)
+            check_number(f"--{name}", value, valid)
+        check_seed("--seed", self.seed)
+        check_threads(self.threads)  # the one check of every --threads
         if self.device not in DEVICE_NAMES:
             raise WpgdkitError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICE_NAMES)}")
 
@@ -137,6 +136,14 @@ class BenchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Numbers of :class:`BenchConfig` and their valid ranges (the limits far above any useful run).
+BENCH_RANGES: dict[str, Range] = {
+    "repeats": Range(1, 10_000, integer=True),
+    "warmup": Range(0, 10_000, integer=True),
+    "batch": Range(1, 1_000_000, integer=True),
+}
 
 
 def _not_int(value: Any) -> bool:

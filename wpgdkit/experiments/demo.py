@@ -205,6 +205,7 @@ def _is_int(value: Any) -> bool:
 
 def _validate(config: DemoConfig) -> None:
     from wpgdkit.device import resolve_device
+    from wpgdkit.inputs import check_seed
 
     eps = config.epsilons
     checks = [
@@ -228,13 +229,13 @@ def _validate(config: DemoConfig) -> None:
         (math.isfinite(config.lr) and config.lr > 0, f"--lr must be positive, got {config.lr}"),
         (_is_int(config.resolution) and 10 <= config.resolution <= 2000,
          f"--resolution must be between 10 and 2000 cells, got {config.resolution}"),
-        (_is_int(config.seed) and config.seed >= 0, f"--seed must be a non-negative integer, got {config.seed}"),
         (config.threads is None or (_is_int(config.threads) and config.threads >= 1),
          f"--threads must be at least 1, got {config.threads}"),
     ]
     for ok, message in checks:
         if not ok:
             raise WpgdkitError(message)
+    check_seed("--seed", config.seed)  # 0..2**32-1, as every seed (training refuses others only after setup)
     resolve_device(config.device)  # an unknown device, or cuda without a GPU, fails here, before any work
     out = Path(config.out)
     for path, what in ((out, "--out"), (out / RUNS_FOLDER, "its runs/")):

@@ -194,6 +194,18 @@ def resolve_settings(config: ReproduceConfig) -> dict[str, Any]:
     return settings
 
 
+_COUNT = Range(1, 2**31 - 1, integer=True)
+#: The valid range of every number ``reproduce`` takes, written once (a seed: :func:`~wpgdkit.inputs.check_seed`).
+SETTING_RANGES: dict[str, Range] = {
+    "epochs": Range(1, 100_000, integer=True),
+    "limit": Range(2, 2**31 - 1, integer=True),  # a class split needs two points
+    "test_limit": _COUNT,
+    "eps": Range(0, None, low_open=True),
+    "steps": _COUNT,
+    "eval_steps": _COUNT,
+}
+
+
 def _check_settings(s: dict[str, Any]) -> None:
     from wpgdkit.datasets import get_dataset
     from wpgdkit.models import list_models
@@ -201,18 +213,11 @@ def _check_settings(s: dict[str, Any]) -> None:
     get_dataset(s["dataset"])
     if s["model"] not in list_models():
         raise WpgdkitError(f"unknown model {s['model']!r}; choose one of: {', '.join(list_models())}")
-    checks = [
-        (s["epochs"] >= 1, f"--epochs must be at least 1, got {s['epochs']}"),
-        (s["limit"] is None or s["limit"] >= 2, f"--limit must be at least 2, got {s['limit']}"),
-        (s["test_limit"] is None or s["test_limit"] >= 1, f"--test-limit must be at least 1, got {s['test_limit']}"),
-        (math.isfinite(s["eps"]) and s["eps"] > 0, f"--eps must be positive, got {s['eps']}"),
-        (s["norm"] in ("linf", "l2"), f"unknown norm {s['norm']!r}; choose one of: linf, l2"),
-        (s["steps"] >= 1, f"--steps must be at least 1, got {s['steps']}"),
-        (s["eval_steps"] >= 1, f"--eval-steps must be at least 1, got {s['eval_steps']}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise WpgdkitError(message)
+    for key, valid in SETTING_RANGES.items():
+        if s[key] is not None or key not in ("limit", "test_limit"):
+            check_number("--" + key.replace("_", "-"), s[key], valid)
+    if s["norm"] not in ("linf", "l2"):
+        raise WpgdkitError(f"unknown norm {s['norm']!r}; choose one of: linf, l2")
 
 
 def custom_settings(config: ReproduceConfig) -> dict[str, Any]:
@@ -251,8 +256,7 @@ class _Context:
 
     def _metric_file(self) -> str | None:
         if self.config.metric is not None:
-            if not Path(self.config.metric).is_file():
-                raise WpgdkitError(f"--metric {self.config.metric} not found")
+            input_file(self.config.metric, what="--metric file")  # missing: not found; a folder: says so
             return self.config.metric
         from wpgdkit.labelmetric.align import shipped_metric_file
 
@@ -589,6 +593,7 @@ def run_experiment(config: ReproduceConfig, *, progress: Any | None = None) -> E
         For unknown names, bad settings or missing data.
     """
     _, fn = get_experiment(config.experiment)
+    check_seed("--seed", config.seed)
     settings = resolve_settings(config)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -602,9 +607,10 @@ def _check_data(config: ReproduceConfig, settings: dict[str, Any]) -> None:
     """Fail on missing data before the first model trains, not after it (minutes to hours)."""
     from wpgdkit.datasets import load_split
 
-    # The test split is what every audit reads; training reads the train split
-    # from the same folder, so a missing dataset shows here.
-    load_split(settings["dataset"], "test", data_dir=config.data_dir, download=config.download, seed=config.seed)
+    # Both splits are read whole (every file validated: a truncated or corrupted one fails here), before
+    # any training and before OUT or OUT/runs is created: the first training creates runs/.
+    for split in ("train", "test"):
+        load_split(settings["dataset"], split, data_dir=config.data_dir, download=config.download, seed=config.seed)
 
 
 def experiment_descriptions() -> dict[str, str]:
