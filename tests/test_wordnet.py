@@ -234,3 +234,117 @@ def test_nltk_zip_root_is_recognised(isolated, tmp_path):
     with zipfile.ZipFile(root / "corpora" / "wordnet.zip", "w") as archive:
         archive.writestr("wordnet/lexnames", "00\tadj.all\t3\n")
     assert resolve_wordnet_root(root) == root
+
+
+# --- hardening: junk folders never replace a prepared copy -------------------------------------------------------
+
+
+def _junk_database(folder: Path, index_noun: str = "junk\n", data_noun: str = "junk\n") -> Path:
+    """All the file names of a WordNet database, holding junk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in REQUIRED:
+        (folder / name).write_text("" if name.endswith(".exc") else "junk\n")
+    (folder / "index.noun").write_text(index_noun)
+    (folder / "data.noun").write_text(data_noun)
+    return folder
+
+
+def _snapshot(root: Path) -> dict:
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("index_noun", "data_noun", "reason"),
+    [
+        ("junk\n", "junk\n", "index.noun line 1 is malformed: 'junk'"),
+        ("", "", "index.noun lists no lemma"),
+        ("dog n 1 1 @ 1 0 00000000\n", "00000000 05 n 01 dog 0 000 | a dog\n", "index.noun has no entry for 'entity'"),
+        ("entity n 1 1 ~ 1 1 00000040\n", "junk\n", "points 'entity' at offset 40, where data.noun holds no synset"),
+    ],
+)
+def test_check_database_names_what_is_wrong(tmp_path, index_noun, data_noun, reason):
+    junk = _junk_database(tmp_path / "junk", index_noun, data_noun)
+    with pytest.raises(WordNetError, match="is not a WordNet database directory") as info:
+        wnmod.check_database(junk)
+    assert reason in str(info.value)
+
+
+@needs_debian_wordnet
+def test_check_database_accepts_the_debian_database():
+    wnmod.check_database(DEBIAN_WORDNET_DIR)
+
+
+def test_a_partial_database_folder_names_the_missing_files(tmp_path, isolated):
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    (folder / "data.noun").write_text("x")
+    with pytest.raises(WordNetError, match="is not a WordNet database directory") as info:
+        resolve_wordnet_root(folder)
+    message = str(info.value)
+    assert "(missing data.verb," in message and "index.noun" in message and "data.noun," not in message
+    assert not isolated.exists()
+
+
+@needs_debian_wordnet
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_junk_folder_leaves_a_good_cache_untouched(tmp_path, isolated, monkeypatch, how):
+    # Before: the junk was copied over the prepared copy, NLTK died in StopIteration,
+    # and every later default build failed until the cache was deleted by hand.
+    assert prepare_nltk_data(DEBIAN_WORDNET_DIR) == isolated
+    before = _snapshot(isolated)
+    junk = _junk_database(tmp_path / "junk")
+    if how == "environment":
+        monkeypatch.setenv(WORDNET_ENV, str(junk))
+    with pytest.raises(WordNetError, match="index.noun line 1 is malformed"):
+        resolve_wordnet_root(junk if how == "argument" else None)
+    assert _snapshot(isolated) == before
+    monkeypatch.delenv(WORDNET_ENV, raising=False)
+    assert resolve_wordnet_root() == isolated  # the default still finds the good copy
+
+
+@needs_debian_wordnet
+def test_prepare_keeps_the_old_copy_when_the_new_one_fails(tmp_path, monkeypatch):
+    root = prepare_nltk_data(DEBIAN_WORDNET_DIR, tmp_path / "root")
+    before = _snapshot(root)
+    calls = []
+    real = wnmod.check_database
+
+    def fail_on_the_copy(path):
+        calls.append(Path(path))
+        if len(calls) == 2:  # the staged copy, after the source passed
+            raise WordNetError("copy changed")
+        real(path)
+
+    monkeypatch.setattr(wnmod, "check_database", fail_on_the_copy)
+    source = tmp_path / "db"
+    source.mkdir()
+    for name in REQUIRED:
+        (source / name).write_bytes((DEBIAN_WORDNET_DIR / name).read_bytes())
+    (source / "noun.exc").write_bytes((DEBIAN_WORDNET_DIR / "noun.exc").read_bytes() + b"extra extra\n")
+    with pytest.raises(WordNetError, match="copy changed"):
+        prepare_nltk_data(source, root)
+    assert _snapshot(root) == before
+    assert sorted(p.name for p in (root / "corpora").iterdir()) == ["wordnet"]  # no staging left behind
+
+
+@needs_debian_wordnet
+def test_a_damaged_cache_is_rebuilt_from_the_debian_database(isolated):
+    corpus = isolated / "corpora" / "wordnet"
+    _junk_database(corpus)
+    (corpus / "lexnames").write_text("00\tadj.all\t3\n")
+    assert resolve_wordnet_root() == isolated
+    assert filecmp.cmp(corpus / "index.noun", DEBIAN_WORDNET_DIR / "index.noun", shallow=False)
+
+
+def test_a_junk_nltk_root_is_one_error_not_stop_iteration(tmp_path):
+    root = tmp_path / "root"
+    corpus = _junk_database(root / "corpora" / "wordnet")
+    (corpus / "lexnames").write_text("".join(f"{i:02d}\t{n}\t{p}\n" for i, (n, p) in enumerate(LEXNAMES)))
+    with pytest.raises(WordNetError, match="NLTK cannot read the WordNet data under"):
+        load_wordnet(root)

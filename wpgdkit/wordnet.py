@@ -30,6 +30,7 @@ __all__ = [
     "WORDNET_ENV",
     "DEBIAN_WORDNET_DIR",
     "LEXNAMES",
+    "check_database",
     "prepare_nltk_data",
     "load_wordnet",
     "resolve_wordnet_root",
@@ -79,6 +80,95 @@ def _is_database_dir(path: Path) -> bool:
     return all((path / name).is_file() for name in _REQUIRED)
 
 
+_POS_FILES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
+_INDEX_POS = {"noun": {"n"}, "verb": {"v"}, "adj": {"a", "s"}, "adv": {"r"}}
+#: A lemma every WordNet 3.0 noun index holds, looked up to prove the files fit together.
+_PROBE_LEMMA = "entity"
+#: An index line of a real database is a few hundred bytes; a longer one is junk.
+_MAX_LINE = 1 << 16
+
+
+def _not_a_database(path: Path, reason: str) -> WordNetError:
+    return WordNetError(f"{path} is not a WordNet database directory ({reason}); " + _HOW_TO_GET)
+
+
+def _parse_index_line(line: str) -> list[int] | None:
+    """The synset offsets of an index line, or None if it is malformed (as NLTK's reader parses it)."""
+    words = line.split()
+    try:
+        n_synsets, n_pointers = int(words[2]), int(words[3])
+        n_senses = int(words[4 + n_pointers])
+        int(words[5 + n_pointers])
+        offsets = [int(w) for w in words[6 + n_pointers : 6 + n_pointers + n_synsets]]
+    except (IndexError, ValueError):
+        return None
+    if n_synsets < 1 or n_senses != n_synsets or len(offsets) != n_synsets or n_pointers < 0:
+        return None
+    return offsets
+
+
+def _data_line_at(path: Path, offset: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.readline(_MAX_LINE)
+
+
+def check_database(path: Path) -> None:
+    """Refuse a folder that is not a WordNet database NLTK's reader can open.
+
+    Checks what the reader reads when it opens (every line of the four
+    ``index.*`` files and of the ``*.exc`` files) and that a lemma lookup
+    works: the first entry of each index, and ``entity`` in ``index.noun``,
+    point at synsets of the matching ``data.*`` file.
+
+    Raises
+    ------
+    WordNetError
+        ``"{path} is not a WordNet database directory (missing index.noun); ..."``,
+        or naming the file and line that does not parse.
+    """
+    path = Path(path)
+    missing = [n for n in _REQUIRED if not (path / n).is_file()]
+    if missing:
+        raise _not_a_database(path, f"missing {', '.join(missing)}")
+    try:
+        for pos, tags in _INDEX_POS.items():
+            index, data = path / f"index.{pos}", path / f"data.{pos}"
+            probe: tuple[str, int] | None = None
+            with index.open("rb") as fh:
+                for number, raw in enumerate(iter(lambda: fh.readline(_MAX_LINE), b""), start=1):
+                    if raw.startswith(b" "):
+                        continue  # the licence header
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise _not_a_database(path, f"index.{pos} line {number} is not UTF-8 text") from None
+                    if not line.strip():
+                        continue
+                    offsets = _parse_index_line(line)
+                    if offsets is None or line.split()[1] not in tags:
+                        raise _not_a_database(path, f"index.{pos} line {number} is malformed: {line.strip()[:60]!r}")
+                    lemma = line.split()[0]
+                    if probe is None or (pos == "noun" and lemma == _PROBE_LEMMA):
+                        probe = (lemma, offsets[0])
+            if probe is None:
+                raise _not_a_database(path, f"index.{pos} lists no lemma")
+            if pos == "noun" and probe[0] != _PROBE_LEMMA:
+                raise _not_a_database(path, f"index.noun has no entry for {_PROBE_LEMMA!r}")
+            lemma, offset = probe
+            found = _data_line_at(data, offset).split()
+            if len(found) < 5 or found[0] != b"%08d" % offset or found[2] not in {t.encode() for t in tags}:
+                raise _not_a_database(
+                    path, f"index.{pos} points {lemma!r} at offset {offset}, where data.{pos} holds no synset"
+                )
+            with (path / f"{pos}.exc").open("rb") as fh:
+                for number, raw in enumerate(iter(lambda: fh.readline(_MAX_LINE), b""), start=1):
+                    if not raw.split():
+                        raise _not_a_database(path, f"{pos}.exc line {number} is empty")
+    except OSError as exc:
+        raise _not_a_database(path, f"cannot read it: {exc.strerror or exc}") from None
+
+
 def _is_nltk_root(path: Path) -> bool:
     corpus = path / "corpora" / "wordnet"
     return (corpus.is_dir() and _is_database_dir(corpus) and (corpus / "lexnames").is_file()) or (
@@ -102,31 +192,43 @@ def prepare_nltk_data(database_dir: Path, target_root: Path | None = None) -> Pa
         ``target_root``, holding ``corpora/wordnet/`` with a ``lexnames`` file.
     """
     database_dir = Path(database_dir)
-    if not _is_database_dir(database_dir):
-        missing = [n for n in _REQUIRED if not (database_dir / n).is_file()]
-        raise WordNetError(
-            f"{database_dir} is not a WordNet database directory (missing {', '.join(missing)}); "
-            + _HOW_TO_GET
-        )
+    # Validate before anything is created or copied: a junk folder must never
+    # replace a good prepared copy (every later default build would read it).
+    check_database(database_dir)
     root = Path(target_root) if target_root is not None else _cache_root()
     corpus = root / "corpora" / "wordnet"
     if _is_nltk_root(root) and _same_files(database_dir, corpus):
         return root
     root.joinpath("corpora").mkdir(parents=True, exist_ok=True)
-    # Build next to the target and rename, so a concurrent or killed run never
-    # leaves a half-copied corpus that NLTK would then read.
+    # Build next to the target, check the copy, then rename, so a concurrent
+    # or killed run never leaves a half-copied corpus that NLTK would read.
     staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=root / "corpora"))
+    retired = None
     try:
         for name in _REQUIRED + _OPTIONAL:
             if (database_dir / name).is_file():
                 shutil.copyfile(database_dir / name, staging / name)
         lines = "".join(f"{i:02d}\t{name}\t{pos}\n" for i, (name, pos) in enumerate(LEXNAMES))
         (staging / "lexnames").write_text(lines, encoding="ascii")
+        check_database(staging)  # the copy, in case the source changed while it was copied
         if corpus.exists():
-            shutil.rmtree(corpus)
-        os.replace(staging, corpus)
+            # Move the old corpus aside (one rename), put the new one in place
+            # (another), and only then delete the old one.
+            retired = Path(tempfile.mkdtemp(prefix=".wordnet-old-", dir=root / "corpora")) / "wordnet"
+            os.replace(corpus, retired)
+            try:
+                os.replace(staging, corpus)
+            except OSError:
+                os.replace(retired, corpus)
+                raise
+        else:
+            os.replace(staging, corpus)
+    except OSError as exc:
+        raise WordNetError(f"cannot prepare WordNet in {root}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None:
+            shutil.rmtree(retired.parent, ignore_errors=True)
     return root
 
 
@@ -152,19 +254,42 @@ def resolve_wordnet_root(wordnet_dir: Path | str | None = None) -> Path:
             return path
         if path.name == "wordnet" and path.parent.name == "corpora" and _is_nltk_root(path.parents[1]):
             return path.parents[1]
-        if _is_database_dir(path):
-            return prepare_nltk_data(path)
+        if path.is_dir() and any((path / n).is_file() for n in _REQUIRED):
+            return prepare_nltk_data(path)  # refuses, naming what is wrong, if it is not a database
         raise WordNetError(f"no WordNet data in {path}; " + _HOW_TO_GET)
     import nltk
 
     for root in map(Path, nltk.data.path):
         if _is_nltk_root(root):
             return root
-    if _is_nltk_root(_cache_root()):
+    if _is_nltk_root(_cache_root()) and _cache_is_sound(_cache_root()):
         return _cache_root()
     if _is_database_dir(DEBIAN_WORDNET_DIR):
         return prepare_nltk_data(DEBIAN_WORDNET_DIR)
     raise WordNetError("WordNet data not found (looked in NLTK's data path and /usr/share/wordnet); " + _HOW_TO_GET)
+
+
+def _cache_is_sound(root: Path) -> bool:
+    # A copy damaged by hand (or by an older wpgdkit) is rebuilt from /usr/share/wordnet, not read.
+    corpus = root / "corpora" / "wordnet"
+    if not corpus.is_dir():
+        return True  # a wordnet.zip
+    try:
+        signature = tuple((n, (corpus / n).stat().st_size, (corpus / n).stat().st_mtime_ns) for n in _REQUIRED)
+    except OSError:
+        return not _is_database_dir(DEBIAN_WORDNET_DIR)
+    if _SOUND.get(str(corpus)) == signature:
+        return True  # checked before, unchanged since
+    try:
+        check_database(corpus)
+    except WordNetError:
+        return not _is_database_dir(DEBIAN_WORDNET_DIR)
+    _SOUND[str(corpus)] = signature
+    return True
+
+
+# Prepared copies found sound in this process, by the size and mtime of their files.
+_SOUND: dict[str, tuple] = {}
 
 
 def load_wordnet(wordnet_dir: Path | str | None = None):
@@ -198,4 +323,10 @@ def _open_reader(root: str):
     with warnings.catch_warnings():
         # The multilingual (OMW) part is not needed for English noun synsets.
         warnings.simplefilter("ignore")
-        return WordNetCorpusReader(location, None)
+        try:
+            return WordNetCorpusReader(location, None)
+        except Exception as exc:  # NLTK's reader fails on junk with StopIteration, WordNetError, ValueError...
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise WordNetError(
+                f"NLTK cannot read the WordNet data under {root} ({reason}); " + _HOW_TO_GET
+            ) from None

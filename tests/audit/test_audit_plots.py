@@ -173,3 +173,39 @@ def test_gap_title_states_the_correlation(report):
     assert text == "ρ(G, metric): Pearson -0.65, Spearman -0.50 over 6 pairs"
     nan = float("nan")
     assert "undefined" in _correlation_text(dataclasses.replace(model, correlation=Correlation(nan, nan, nan, nan, 6)))
+
+
+def test_an_interrupt_while_drawing_leaves_the_folder_as_it_was(report, tmp_path, monkeypatch):
+    import wpgdkit.audit.plots as plots_module
+
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "old.png").write_bytes(b"old")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots_module, "_plot_entropy", interrupted)  # after the metric and confusion plots
+    with pytest.raises(KeyboardInterrupt):
+        write_audit_plots(report, folder)
+    assert [p.name for p in folder.iterdir()] == ["old.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]  # the temporary folder is gone
+    with pytest.raises(KeyboardInterrupt):
+        write_audit_plots(report, tmp_path / "new" / "plots")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]  # nor a folder made for it
+
+
+def test_plots_move_into_a_new_or_existing_folder_with_plain_permissions(report, tmp_path):
+    written = write_audit_plots(report, tmp_path / "new")
+    assert written and all(p.parent == tmp_path / "new" and p.is_file() for p in written)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    again = write_audit_plots(report, tmp_path / "new")
+    assert again == written and sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

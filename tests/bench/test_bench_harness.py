@@ -73,7 +73,10 @@ def test_register_benchmark_refuses_a_taken_name(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [({"repeats": 0}, "--repeats"), ({"warmup": -1}, "--warmup"), ({"batch": 0}, "--batch"),
-     ({"threads": 0}, "--threads"), ({"repeats": 2.5}, "--repeats"), ({"device": "tpu"}, "unknown device 'tpu'")],
+     ({"threads": 0}, "threads must be a whole number of at least 1"), ({"repeats": 2.5}, "--repeats"),
+     ({"device": "tpu"}, "unknown device 'tpu'"),
+     ({"seed": -1}, r"--seed must be a whole number in \[0, 4294967295\], got -1"),
+     ({"seed": 2**32}, r"--seed must be a whole number in \[0, 4294967295\]"), ({"seed": 1.5}, "--seed")],
 )
 def test_config_rejects_bad_values(kwargs, fragment):
     with pytest.raises(WpgdkitError, match=fragment):

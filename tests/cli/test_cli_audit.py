@@ -193,19 +193,26 @@ def test_ctrl_c_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch):
     assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_while_drawing_says_the_plots_may_be_partial(runs, tmp_path, monkeypatch):
-    import wpgdkit.audit.plots
+def test_ctrl_c_while_drawing_leaves_no_partial_set_of_plots(runs, tmp_path, monkeypatch):
+    import wpgdkit.audit.plots as plots_module
 
-    def interrupted(report, folder):
-        raise KeyboardInterrupt
+    real, calls = plots_module._plot_confusion, []
 
-    monkeypatch.setattr(wpgdkit.audit.plots, "write_audit_plots", interrupted)
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # after the metric heatmap and one confusion matrix were drawn
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots_module, "_plot_confusion", interrupted)
     out, plots = tmp_path / "a.json", tmp_path / "plots"
     result = runner.invoke(app, ["audit", runs["pgd"], "--limit", "10", "--quiet", "--json", str(out),
                                  "--plots", str(plots)])
     assert result.exit_code == 130, result.output
-    assert result.stderr == f"wpgdkit: interrupted; {plots}/ may hold only some of the plots; the JSON was not written\n"
-    assert not out.exists()
+    assert result.stderr == "wpgdkit: interrupted; nothing was written\n"
+    assert len(calls) == 2
+    assert not out.exists() and not plots.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no hidden temporary folder either
 
 
 def test_threads_reach_the_audit(runs, monkeypatch):
@@ -229,3 +236,32 @@ def test_zero_threads_is_one_line(runs, tmp_path, assert_one_line_error):
     assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], "--threads", "0", "--json", str(out)]),
                           "threads", "at least 1")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seed", "-1"], "--seed must be a whole number in [0, 4294967295], got -1"),
+    (["--seed", str(2**32)], "--seed must be a whole number in [0, 4294967295]"),
+    (["--seed", str(10**23)], "--seed must be a whole number in [0, 4294967295]"),
+    (["--steps", "0"], "--steps must be a whole number in [1, 2147483647], got 0"),
+    (["--restarts", "0"], "--restarts must be a whole number in [1, 10000], got 0"),
+    (["--attack-p", "0"], "--attack-p must be a number > 0"),
+    (["--attack-p", "nan"], "--attack-p must be a number > 0"),
+    (["--limit", str(2**40)], "--limit must be a whole number in [1, 2147483647]"),
+    (["--bins", "0"], "--bins must be a whole number in [1, 100000], got 0"),
+])
+def test_numbers_outside_their_range_are_one_line_before_any_checkpoint_loads(
+        runs, tmp_path, args, fragment, assert_one_line_error, monkeypatch):
+    import wpgdkit.audit.core
+
+    monkeypatch.setattr(wpgdkit.audit.core, "_load", lambda path: (_ for _ in ()).throw(AssertionError("loaded")))
+    out = tmp_path / "a.json"
+    assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], *args, "--json", str(out)]), fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("role", ["checkpoint", "--baseline", "--reference", "--metric"])
+def test_a_folder_given_for_an_input_file_says_so(runs, tmp_path, role, assert_one_line_error):
+    folder = tmp_path / "given.pt"
+    folder.mkdir()
+    args = [str(folder)] if role == "checkpoint" else [runs["pgd"], role, str(folder)]
+    assert_one_line_error(runner.invoke(app, ["audit", *args]), f"{folder} is a folder, not a file")

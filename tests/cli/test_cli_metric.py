@@ -370,3 +370,88 @@ def test_build_linear_with_threads_gives_the_same_metric_and_restores_torch_thre
     assert torch.get_num_threads() == before
     assert threaded.classes == default.classes == ("0", "1", "2")
     np.testing.assert_allclose(threaded.matrix, default.matrix, rtol=1e-6)
+
+
+# --- hardening: text files, numbers at the edges, JSON versions ----------------------------------------------
+
+
+_BAD_FILES = {
+    "latin1.csv": b",a,caf\xe9\na,0,1\ncaf\xe9,1,0\n",
+    "huge.csv": b",a,b\na,0,1e308\nb,1e308,0\n",
+    "e200.csv": b",a,b\na,0,1e200\nb,1e200,0\n",
+    "underscore.csv": b",a,b\na,0,1_000\nb,1_000,0\n",
+    "infinite.csv": b",a,b\na,0,inf\nb,inf,0\n",
+    "longname.csv": b",a," + b"x" * 200_000 + b"\na,0,1\n" + b"x" * 200_000 + b",1,0\n",
+    "latin1.json": b'{"classes": ["a", "caf\xe9"], "matrix": [[0, 1], [1, 0]]}',
+    "future.json": b'{"format": "wpgdkit-label-metric", "version": 2, "classes": ["a", "b"], "matrix": [[0, 1], [1, 0]]}',
+    "deep.json": b"[" * 100_000 + b"]" * 100_000,
+    "provenance.json": b'{"classes": ["a", "b"], "matrix": [[0, 1], [1, 0]], "provenance": {"source": 3}}',
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("latin1.csv", "is not UTF-8 text (byte 6 is 0xe9)"),
+        ("huge.csv", "is too large: entries must be at most 1e+100"),
+        ("e200.csv", "is too large: entries must be at most 1e+100"),
+        ("underscore.csv", "line 2, column 'b': '1_000' is not a number"),
+        ("infinite.csv", "line 2, column 'b': 'inf' is not a finite number"),
+        ("longname.csv", "line 1 has a field over 131,072 characters"),
+        ("latin1.json", "is not UTF-8 text"),
+        ("future.json", "version 2 is newer than this wpgdkit reads"),
+        ("deep.json", "not valid JSON (nested too deeply)"),
+        ("provenance.json", "provenance 'source' must be a string, got a number"),
+    ],
+)
+@pytest.mark.parametrize("command", ["show", "check"])
+def test_bad_metric_files_are_one_line(tmp_path, name, fragment, command, assert_one_line_error):
+    path = tmp_path / name
+    path.write_bytes(_BAD_FILES[name])
+    extra = ["--samples", "5", "--sinkhorn-samples", "0"] if command == "check" else []
+    result = invoke("metric", command, path, *extra)
+    assert_one_line_error(result, fragment)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("p", "fragment"), [("inf", "--p must be a number > 0, got inf"), ("nan", "--p")])
+def test_check_p_must_be_finite(tmp_path, p, fragment, assert_one_line_error):
+    path = tmp_path / "m.csv"
+    path.write_text(",a,b\na,0,1\nb,1,0\n")
+    result = invoke("metric", "check", path, "--p", p, "--samples", "5")
+    assert_one_line_error(result, fragment)
+    assert result.stdout == ""
+
+
+def test_check_p_whose_power_overflows(tmp_path, assert_one_line_error):
+    path = tmp_path / "m.csv"
+    path.write_text(",a,b\na,0,1e100\nb,1e100,0\n")
+    result = invoke("metric", "check", path, "--p", "4", "--samples", "5")
+    assert_one_line_error(result, "C^p overflows")
+
+
+@pytest.mark.parametrize("option", ["--class-list", "--synset-map"])
+def test_build_text_inputs_not_utf8(tmp_path, option, assert_one_line_error):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"class,synset\ncaf\xe9,cat.n.01\n" if option == "--synset-map" else b"a\ncaf\xe9\n")
+    source = "uniform" if option == "--class-list" else "wordnet"
+    out = tmp_path / "out" / "m.csv"
+    out.parent.mkdir()
+    result = invoke("metric", "build", "--source", source, option, path, "--out", out)
+    assert_one_line_error(result, "is not UTF-8 text")
+    assert list(out.parent.iterdir()) == []
+
+
+def test_build_with_a_junk_wordnet_dir_is_one_line_and_leaves_the_cache(tmp_path, monkeypatch, assert_one_line_error):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for name in [f"{k}.{p}" for k in ("data", "index") for p in ("noun", "verb", "adj", "adv")]:
+        (junk / name).write_text("junk\n")
+    for pos in ("noun", "verb", "adj", "adv"):
+        (junk / f"{pos}.exc").write_text("")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("WPGDKIT_WORDNET_DIR", str(junk))
+    result = invoke("metric", "build", "--dataset", "cifar10", "--source", "wordnet")
+    assert_one_line_error(result, "is not a WordNet database directory", "index.noun line 1 is malformed")
+    assert not cache.exists()  # nothing was prepared from the junk

@@ -122,3 +122,30 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path, checkpoint, assert_one_
                     "--out", out)
     assert_one_line_error(result, "no CUDA device")
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def overflowing_checkpoint(checkpoint, tmp_path_factory) -> str:
+    """The toy checkpoint with its weights scaled by 1e30: finite weights, infinite (then NaN) logits."""
+    import dataclasses
+
+    from wpgdkit.training import load_checkpoint
+
+    trained = load_checkpoint(checkpoint)
+    state = {k: v * 1e30 if v.is_floating_point() else v for k, v in trained.state_dict.items()}
+    out = tmp_path_factory.mktemp("big") / "big.pt"
+    dataclasses.replace(trained, state_dict=state).save(out)
+    return str(out)
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [("boundary", "the network produced non-finite distances"), ("confusion", "the network produced non-finite logits")],
+)
+def test_a_network_with_non_finite_outputs_builds_no_metric(tmp_path, overflowing_checkpoint, source, fragment,
+                                                           assert_one_line_error):
+    out = tmp_path / "out" / "m.json"
+    out.parent.mkdir()
+    result = invoke("metric", "build", "--source", source, "--checkpoint", overflowing_checkpoint, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert list(out.parent.iterdir()) == []  # nothing written

@@ -230,3 +230,23 @@ def test_interruptible_is_silent_without_an_interrupt_and_lets_errors_through(ca
         with interruptible(lambda: called.append(1) or "x"):
             raise ValueError("a bug keeps its traceback")
     assert called == [] and capsys.readouterr().err == ""
+
+
+def test_phase_lines_wait_for_real_work_so_a_setup_error_stays_the_only_line():
+    console = plain()
+    phases = RichPhases(console=console)
+    with pytest.raises(ValueError):
+        with phases.training("toy-mlp-ce", 1):
+            raise ValueError("refused while setting up")  # before the first epoch
+    with pytest.raises(ValueError):
+        with phases.auditing("toy-mlp-ce", "pgd"):
+            raise ValueError("refused while loading")  # before the first model
+    assert lines(console) == []
+    with phases.training("toy-mlp-pgd", 2) as progress:
+        assert lines(console) == []
+        progress.start_epoch(0, 3)
+        assert lines(console) == ["training model 2: toy-mlp-pgd (2 epochs)"]
+        progress.start_epoch(1, 3)
+    with phases.auditing("toy-mlp-pgd", "pgd") as audit:
+        audit.start_model("toy-mlp-pgd", 2)
+    assert lines(console) == ["training model 2: toy-mlp-pgd (2 epochs)", "audit 2: toy-mlp-pgd (pgd attack)"]

@@ -83,6 +83,8 @@ def _interrupt_training(monkeypatch, seen=None):
     def interrupted(config, progress=None):
         if seen is not None:
             seen.append(torch.get_num_threads())
+        if progress is not None:
+            progress.start_epoch(0, 3)  # real work started: the phase line is printed now
         raise KeyboardInterrupt
 
     monkeypatch.setattr(wpgdkit.training, "train", interrupted)
@@ -112,3 +114,32 @@ def test_threads_reach_the_library_and_zero_is_one_line(tmp_path, monkeypatch, a
     assert_one_line_error(runner.invoke(app, ["reproduce", "entropy", *SMALL, "--threads", "0",
                                               "--out", str(tmp_path / "z")]), "threads", "at least 1")
     assert not (tmp_path / "z").exists() and seen == [2]
+
+
+def test_a_truncated_training_file_is_one_line_before_training_and_before_out_exists(
+        tmp_path, cifar10_dir, monkeypatch, assert_one_line_error):
+    import wpgdkit.training
+
+    monkeypatch.setattr(wpgdkit.training, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    batch = cifar10_dir / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:100])  # the train split only: the test split is intact
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["reproduce", "p-sweep", "--dataset", "cifar10", "--model", "mlp", "--epochs", "1",
+                                 "--data-dir", str(cifar10_dir), "--out", str(out)])
+    assert_one_line_error(result, "data_batch_2")
+    assert not out.exists()  # no run folder left behind
+
+
+def test_a_folder_given_as_metric_says_so(tmp_path, assert_one_line_error):
+    folder = tmp_path / "metric.csv"
+    folder.mkdir()
+    result = runner.invoke(app, ["reproduce", "p-sweep", *SMALL, "--metric", str(folder), "--out", str(tmp_path / "o")])
+    assert_one_line_error(result, "is a folder, not a file")
+    assert not (tmp_path / "o").exists()
+
+
+def test_seeds_outside_0_to_2_32_are_one_line_before_anything_is_written(tmp_path, assert_one_line_error):
+    for seed in ("-1", str(2**32), str(10**23)):
+        result = runner.invoke(app, ["reproduce", "entropy", *SMALL, "--seed", seed, "--out", str(tmp_path / "o")])
+        assert_one_line_error(result, "--seed must be a whole number in [0, 4294967295]")
+    assert not (tmp_path / "o").exists()

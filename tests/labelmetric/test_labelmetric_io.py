@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 
-from wpgdkit.errors import DataNotFoundError, MetricFormatError
+from wpgdkit.errors import DataNotFoundError, MetricFormatError, WpgdkitError
 from wpgdkit.labelmetric import io as lmio
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
 from wpgdkit.labelmetric.io import (
     FORMATS,
+    MAX_CLASS_NAME,
     metric_from_csv,
     metric_to_csv,
     read_class_list,
@@ -23,7 +25,7 @@ from wpgdkit.labelmetric.io import (
 # beyond 2**53, a subnormal, and a sum with a rounding error.
 AWKWARD = [
     0.0, 1 / 3, 1e-300, 123456789.123456789, 7.0, 2.0**60, 5e-324, 0.1 + 0.2,
-    1e300, 2.0**53 - 1, 12.5, 1e16, 2 / 3, np.nextafter(1.0, 2.0), 3.0e-7, 42.0,
+    1e100, 2.0**53 - 1, 12.5, 1e16, 2 / 3, np.nextafter(1.0, 2.0), 3.0e-7, 42.0,
 ]
 
 
@@ -93,7 +95,8 @@ def test_npy_of_other_real_dtypes_is_read_as_float64(tmp_path):
 def test_every_format_round_trips_a_seeded_sample_of_doubles(tmp_path):
     rng = np.random.default_rng(0)
     k = 12
-    mat = rng.standard_normal((k, k)) * 10.0 ** rng.integers(-200, 200, size=(k, k))
+    # Entries span the valid range: non-negative, up to validate.MAX_ENTRY (1e100).
+    mat = np.abs(rng.standard_normal((k, k))) * 10.0 ** rng.integers(-200, 99, size=(k, k))
     m = LabelMetric(tuple(f"c{i}" for i in range(k)), mat)
     for suffix in FORMATS:
         back = read_metric(write_metric(m, tmp_path / f"m{suffix}"), classes=list(m.classes))
@@ -368,7 +371,7 @@ def test_non_finite_metric_is_not_written(tmp_path, suffix, bad):
     mat[0, 1] = bad
     m = LabelMetric(("a", "b"), mat)
     path = tmp_path / f"m{suffix}"
-    with pytest.raises(MetricFormatError, match="NaN or infinite"):
+    with pytest.raises(MetricFormatError, match="refusing to write .* must be finite"):
         write_metric(m, path)
     assert not path.exists()
     assert only_files(tmp_path) == []
@@ -408,3 +411,170 @@ def test_csv_write_crashing_midway_leaves_no_partial_file(tmp_path, monkeypatch)
     with pytest.raises(RuntimeError):
         write_metric(awkward_metric(), path)
     assert path.read_text() == "old" and only_files(tmp_path) == ["m.csv"]
+
+
+# --- hardening: text encodings, CSV grammar, JSON versions and nesting ----------------------------
+
+
+def test_class_list_not_utf8_is_one_error(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_bytes(b"cat\n\xffdog\n")
+    with pytest.raises(WpgdkitError, match=r"not UTF-8 text \(byte 4 is 0xff\)"):
+        read_class_list(path)
+
+
+def test_class_list_bom_is_dropped_and_folder_refused(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_bytes(b"\xef\xbb\xbfcat\ndog\n")
+    assert read_class_list(path) == ["cat", "dog"]
+    with pytest.raises(WpgdkitError, match="is a folder, not a file"):
+        read_class_list(tmp_path)
+
+
+def test_class_list_name_too_long_names_the_line(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("cat\n" + "d" * (MAX_CLASS_NAME + 1) + "\n")
+    with pytest.raises(MetricFormatError, match=r"line 2: class name longer than 1,000"):
+        read_class_list(path)
+
+
+def test_json_metric_not_utf8(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_bytes(b'{"classes": ["\xff", "b"], "matrix": [[0, 1], [1, 0]]}')
+    with pytest.raises(MetricFormatError, match="not UTF-8"):
+        read_metric(path)
+
+
+@pytest.mark.parametrize("length", [MAX_CLASS_NAME + 1, 131_073, 300_000])
+def test_csv_overlong_class_name_is_one_error(tmp_path, length):
+    # Over 131,072 characters Python's csv module raises _csv.Error (field larger than field limit).
+    path = tmp_path / "m.csv"
+    name = "x" * length
+    path.write_text(f",a,{name}\na,0,1\n{name},1,0\n")
+    with pytest.raises(MetricFormatError, match=r"line 1") as info:
+        read_metric(path)
+    assert "1,000" in str(info.value)
+    assert csv.field_size_limit() == 131_072  # the process-wide limit is left alone
+
+
+def test_csv_at_most_max_class_name_reads(tmp_path):
+    name = "x" * MAX_CLASS_NAME
+    m = LabelMetric(("a", name), [[0, 1], [1, 0]])
+    assert read_metric(write_metric(m, tmp_path / "m.csv")).classes == ("a", name)
+
+
+@pytest.mark.parametrize(
+    ("cell", "pattern"),
+    [
+        ("1_000", r"'1_000' is not a number"),
+        ("\u0663", r"'\u0663' is not a number"),  # an Arabic-Indic digit: float() takes it
+        ("0x10", r"'0x10' is not a number"),
+        ("1e", r"'1e' is not a number"),
+        ("inf", r"'inf' is not a finite number"),
+        ("-Infinity", r"'-Infinity' is not a finite number"),
+        ("nan", r"'nan' is not a finite number"),
+        ("1e400", r"'1e400' overflows a double"),
+    ],
+)
+def test_csv_numbers_follow_a_strict_decimal_grammar(tmp_path, cell, pattern):
+    path = tmp_path / "m.csv"
+    path.write_text(f",a,b\na,0,{cell}\nb,1,0\n", encoding="utf-8")
+    with pytest.raises(MetricFormatError, match=r"line 2, column 'b': " + pattern):
+        read_metric(path)
+
+
+@pytest.mark.parametrize(("cell", "value"), [(" 1.5 ", 1.5), (".5", 0.5), ("2.", 2.0), ("+2e-3", 0.002), ("1E+2", 100.0)])
+def test_csv_plain_decimals_read(tmp_path, cell, value):
+    path = tmp_path / "m.csv"
+    path.write_text(f",a,b\na,0,{cell}\nb,{cell},0\n")
+    assert read_metric(path).matrix[0, 1] == value
+
+
+@pytest.mark.parametrize(
+    ("version", "pattern"),
+    [
+        (2, "metric format version 2 is newer than this wpgdkit reads"),
+        (99, "version 99 is newer"),
+        ("1", "'version' must be a whole number"),
+        (1.5, "'version' must be a whole number"),
+        (True, "'version' must be a whole number"),
+        (0, "'version' must be a whole number"),
+    ],
+)
+def test_json_version_is_checked(tmp_path, version, pattern):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"format": "wpgdkit-label-metric", "version": version, "classes": ["a", "b"],
+                                "matrix": [[0, 1], [1, 0]]}))
+    with pytest.raises(MetricFormatError, match=pattern):
+        read_metric(path)
+
+
+@pytest.mark.parametrize("where", ["top", "provenance"])
+def test_deeply_nested_json_is_one_error(tmp_path, where):
+    path = tmp_path / "m.json"
+    deep = "[" * 100_000 + "]" * 100_000
+    if where == "top":
+        path.write_text(deep)
+    else:
+        path.write_text('{"classes": ["a", "b"], "matrix": [[0, 1], [1, 0]], '
+                        '"provenance": {"source": "x", "parameters": {"p": ' + deep + "}}}")
+    with pytest.raises(MetricFormatError, match="nested too deeply"):
+        read_metric(path)
+
+
+def test_moderately_nested_provenance_parameters_are_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text('{"classes": ["a", "b"], "matrix": [[0, 1], [1, 0]], '
+                    '"provenance": {"source": "x", "parameters": {"p": ' + "[" * 200 + "]" * 200 + "}}}")
+    with pytest.raises(MetricFormatError, match="nest deeper than 32 levels"):
+        read_metric(path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [
+        ('{"classes": ["a", "b"], "matrix": [[0, NaN], [1, 0]]}', "NaN is not a JSON number"),
+        ('{"classes": ["a", "b"], "matrix": [[0, Infinity], [1, 0]]}', "Infinity is not a JSON number"),
+        ('{"classes": ["a", "b"], "matrix": [[0, 1' + "0" * 400 + '], [1, 0]]}', r"matrix\[0\]\[1\] overflows a double"),
+        ('{"classes": ["a", "b"], "matrix": [[0, 1' + "0" * 5000 + '], [1, 0]]}', "not valid JSON"),
+    ],
+)
+def test_json_numbers_beyond_a_double(tmp_path, raw, pattern):
+    path = tmp_path / "m.json"
+    path.write_text(raw)
+    with pytest.raises(MetricFormatError, match=pattern):
+        read_metric(path)
+
+
+@pytest.mark.parametrize(
+    ("provenance", "pattern"),
+    [
+        ({"source": 3}, "provenance 'source' must be a string, got a number"),
+        ({"source": "x", "measure": ["path"]}, "provenance 'measure' must be a string or null, got a list"),
+        ({"source": "x", "dataset": {"a": 1}}, "'dataset' must be a string or null, got an object"),
+        ({"source": "x", "tool_version": None}, "'tool_version' must be a string, got null"),
+        ({"source": "x", "command": True}, "'command' must be a string or null, got a boolean"),
+        ({"source": "x", "parameters": [1, 2]}, "'parameters' must be an object, got a list"),
+        ({"source": "x", "parameters": "seed=1"}, "'parameters' must be an object, got a string"),
+    ],
+)
+def test_provenance_field_types_are_checked(tmp_path, provenance, pattern):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"classes": ["a", "b"], "matrix": [[0, 1], [1, 0]], "provenance": provenance}))
+    with pytest.raises(MetricFormatError, match=pattern) as info:
+        read_metric(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [(-1.0, "is negative"), (1e101, "is too large: entries must be at most 1e\\+100")],
+)
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_negative_or_huge_metric_is_not_written(tmp_path, suffix, value, pattern):
+    mat = np.zeros((2, 2))
+    mat[0, 1] = value
+    path = tmp_path / f"m{suffix}"
+    with pytest.raises(MetricFormatError, match="refusing to write .*" + pattern):
+        write_metric(LabelMetric(("a", "b"), mat), path)
+    assert only_files(tmp_path) == []

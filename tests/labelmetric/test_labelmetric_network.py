@@ -296,3 +296,35 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path):
     torch.save({"weights": torch.zeros(2)}, path)
     with pytest.raises(CheckpointError, match="not a wpgdkit checkpoint"):
         build_metric(BuildConfig(source="boundary", checkpoint=str(path)))
+
+
+# --- hardening: a network whose outputs are not finite -------------------------------------------
+
+
+class _NonFinite(nn.Module):
+    """A linear model whose logits are NaN (or inf) for every input."""
+
+    def __init__(self, k: int, value: float):
+        super().__init__()
+        self.linear = nn.Linear(2, k)
+        self.value = value
+
+    def forward(self, x):
+        return self.linear(x) + self.value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_boundary_distances_of_a_non_finite_network_are_refused(value):
+    x = torch.randn(6, 2)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(WpgdkitError, match="the network produced non-finite distances"):
+        boundary_distance_matrix(_NonFinite(3, value), x, y, 3)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-inf")])
+def test_predictions_of_a_non_finite_network_are_refused(value):
+    # arg-max of NaN logits is a valid-looking class: the confusion metric was built from it.
+    from wpgdkit.labelmetric.network import predict
+
+    with pytest.raises(WpgdkitError, match="the network produced non-finite logits"):
+        predict(_NonFinite(3, value), torch.randn(5, 2))

@@ -169,7 +169,7 @@ def test_reference_check_without_sinkhorn():
 
 @pytest.mark.parametrize("p", [0.0, -1.0, float("nan")])
 def test_reference_check_rejects_non_positive_p(p):
-    with pytest.raises(WpgdkitError, match="p must be positive"):
+    with pytest.raises(WpgdkitError, match="p must be a number > 0"):
         reference_check(as_metric(random_metric(1, 3)), p=p, samples=5)
 
 
@@ -216,3 +216,18 @@ def test_sample_predictions_has_sparse_rows():
     q, _ = sample_predictions(20, 30, seed=0)
     # Every third row from index 2 is supported on a random subset.
     assert all((q[n] == 0).any() for n in range(2, 30, 3))
+
+
+@pytest.mark.parametrize("p", [float("inf"), float("-inf")])
+def test_reference_check_rejects_an_infinite_p(p):
+    # p = inf once ran, with NumPy warnings, into a check of a matrix of 0 and inf.
+    with pytest.raises(WpgdkitError, match=r"p must be a number > 0, got -?inf"):
+        reference_check(as_metric(random_metric(1, 3)), p=p, samples=5)
+
+
+def test_reference_check_refuses_a_power_that_overflows():
+    c = np.array([[0.0, 1e100], [1e100, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(WpgdkitError, match=r"C\^p overflows"):
+            reference_check(as_metric(c), p=4.0, samples=5, sinkhorn_samples=0)

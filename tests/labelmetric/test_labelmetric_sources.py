@@ -453,3 +453,60 @@ def test_normalizations_constant_is_what_normalized_accepts():
     assert [metric.normalized(mode).matrix[0, 1] for mode in NORMALIZATIONS] == [2.0, 0.5]
     with pytest.raises(UnknownNameError, match="unknown normalisation 'sum'; choose one of: max, none"):
         metric.normalized("sum")
+
+
+# --- hardening: text files and built matrices --------------------------------------------------
+
+
+def test_read_synset_map_not_utf8(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_bytes(b"class,synset\ncaf\xe9,cat.n.01\ndog,dog.n.01\n")
+    with pytest.raises(WpgdkitError, match=r"synset map .* is not UTF-8 text \(byte 16 is 0xe9\)"):
+        read_synset_map(path)
+
+
+def test_read_synset_map_bom_is_dropped(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_bytes("\ufeffclass,synset\ncat,cat.n.01\n".encode())
+    assert read_synset_map(path) == (("cat",), ("cat.n.01",))
+
+
+@pytest.mark.parametrize("length", [1001, 200_000])
+def test_read_synset_map_overlong_class_is_one_error(tmp_path, length):
+    path = tmp_path / "map.csv"
+    path.write_text(f"class,synset\ncat,cat.n.01\n{'x' * length},dog.n.01\n")
+    with pytest.raises(MetricFormatError, match=r"line 3"):
+        read_synset_map(path)
+
+
+def test_read_synset_map_duplicate_class(tmp_path):
+    path = tmp_path / "map.csv"
+    path.write_text("class,synset\ncat,cat.n.01\ncat,dog.n.01\n")
+    with pytest.raises(MetricFormatError, match="duplicate class names: cat"):
+        read_synset_map(path)
+
+
+def test_uniform_class_list_not_utf8(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_bytes(b"cat\n\xff\n")
+    with pytest.raises(WpgdkitError, match="class list .* is not UTF-8 text"):
+        build_metric(BuildConfig(source="uniform", class_list=str(path)))
+
+
+@pytest.mark.parametrize(("value", "pattern"), [(np.nan, "is nan"), (np.inf, "is inf"), (1e200, "too large")])
+@pytest.mark.parametrize("normalize", ["none", "max"])
+def test_a_built_matrix_is_checked_like_a_read_one(monkeypatch, value, pattern, normalize):
+    import wpgdkit.labelmetric.sources as sources
+
+    uniform = get_source("uniform")
+
+    def build(config):
+        metric = uniform.build(config)
+        matrix = np.array(metric.matrix)
+        matrix[0, 1] = matrix[1, 0] = value
+        return dataclasses.replace(metric, matrix=matrix)
+
+    wrapped = dataclasses.replace(uniform, build=build)
+    monkeypatch.setattr(sources, "get_source", lambda name: wrapped if name == "uniform" else get_source(name))
+    with pytest.raises(MetricFormatError, match="the uniform source produced an invalid metric: .*" + pattern):
+        build_metric(BuildConfig(source="uniform", dataset="toy", normalize=normalize))

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
 
-from wpgdkit.errors import MetricFormatError
+from wpgdkit.errors import MetricFormatError, WpgdkitError
 from wpgdkit.labelmetric.core import LabelMetric
-from wpgdkit.labelmetric.validate import TriangleViolation, analyze_metric, validate_metric
+from wpgdkit.labelmetric.validate import (
+    MAX_ENTRY,
+    TriangleViolation,
+    analyze_metric,
+    check_power,
+    metric_power,
+    validate_metric,
+)
 
 NAMES = ("cat", "dog", "frog")
 GOOD = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.5], [2.0, 1.5, 0.0]])
@@ -263,3 +271,56 @@ def test_zero_matrix_is_psd():
     assert report.positive_semidefinite and report.min_eigenvalue == 0.0
     assert report.psd_note() == "positive semi-definite"
     assert report.euclidean_embeddable and report.is_metric
+
+
+# --- hardening: entries at the edges of a double ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1e101, 1e200, 1e308])
+def test_entries_above_the_maximum_are_refused(value):
+    with pytest.raises(MetricFormatError, match=r"C\[dog, frog\] = .* is too large: entries must be at most 1e\+100"):
+        validate_metric(LabelMetric(NAMES, with_entry(1, 2, value)))
+
+
+def test_the_maximum_entry_is_valid_and_analysed_without_warnings():
+    metric = LabelMetric(NAMES, with_entry(1, 2, MAX_ENTRY))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning would fail the test
+        validate_metric(metric)
+        report = analyze_metric(metric)
+    assert report.triangle_violations == 2 and np.isfinite(report.min_eigenvalue)
+
+
+@pytest.mark.parametrize("value", [1e200, 1e308])
+def test_analysis_of_huge_entries_neither_overflows_nor_fails(value):
+    # analyze_metric alone (no validate_metric): C∘C of 1e200 was inf and eigvalsh raised LinAlgError.
+    metric = LabelMetric(NAMES, with_entry(1, 2, value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = analyze_metric(metric)
+    assert report.symmetric and report.triangle_violations == 2
+    assert report.min_eigenvalue < 0 and not report.positive_semidefinite
+    assert report.euclidean_embeddable is False
+
+
+def test_a_failed_eigen_decomposition_is_a_clear_result(monkeypatch):
+    def fail(_):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigvalsh", fail)
+    report = analyze_metric(LabelMetric(NAMES, GOOD))
+    assert np.isnan(report.min_eigenvalue) and not report.positive_semidefinite
+    assert report.euclidean_embeddable is None
+    assert "did not converge" in report.psd_note()
+
+
+@pytest.mark.parametrize("p", [float("inf"), float("nan"), 0.0, -2.0, True, "2"])
+def test_power_must_be_finite_and_positive(p):
+    with pytest.raises(WpgdkitError, match="p must be a number > 0"):
+        check_power(p)
+
+
+def test_metric_power_refuses_an_overflow():
+    with pytest.raises(MetricFormatError, match=r"C\^p overflows: the largest entry 1e\+100 to the power p=4"):
+        metric_power(with_entry(1, 2, MAX_ENTRY), 4.0)
+    np.testing.assert_array_equal(metric_power(GOOD, 2.0), GOOD**2)

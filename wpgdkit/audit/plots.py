@@ -24,14 +24,19 @@ classes, indices beyond.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from wpgdkit.atomic import _current_umask
 from wpgdkit.audit.core import AuditReport, ModelAudit
 from wpgdkit.audit.scores import confusion_matrix, entropy_histogram
 from wpgdkit.errors import WpgdkitError
@@ -75,17 +80,6 @@ def plot_file_stems(names: list[str]) -> list[str]:
         used.add(stem)
         stems.append(stem)
     return stems
-
-
-def _prepare_folder(folder: str | os.PathLike[str]) -> Path:
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise WpgdkitError(f"plot folder {path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WpgdkitError(f"cannot create plot folder {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def _attack_text(report: AuditReport) -> str:
@@ -306,18 +300,59 @@ def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fm
     fmt = str(fmt).lower().lstrip(".")
     if fmt not in PLOT_FORMATS:
         raise WpgdkitError(f"unknown plot format {fmt!r}; choose one of: {', '.join(PLOT_FORMATS)}")
-    out = _prepare_folder(folder)
-    written: list[Path] = []
-    if report.metric is not None:
-        written.append(_plot_metric(report, out / f"metric.{fmt}"))
-    for model, stem in zip(report.models, plot_file_stems([m.name for m in report.models])):
-        written.append(_plot_confusion(report, model, "natural", out / f"{stem}-confusion-natural.{fmt}"))
-        written.append(_plot_confusion(report, model, "adversarial", out / f"{stem}-confusion-adversarial.{fmt}"))
-        if model.gap is not None:
-            written.append(_plot_gap(report, model, out / f"{stem}-gap.{fmt}"))
-        if report.num_classes >= 2:
-            written.append(_plot_entropy(report, model, out / f"{stem}-entropy.{fmt}"))
-    if len(report.models) >= 2:
-        written.append(_plot_comparison(report, out / f"comparison.{fmt}"))
-    return written
+    final = Path(folder)
+    with _staged_folder(final) as out:
+        written: list[Path] = []
+        if report.metric is not None:
+            written.append(_plot_metric(report, out / f"metric.{fmt}"))
+        for model, stem in zip(report.models, plot_file_stems([m.name for m in report.models])):
+            written.append(_plot_confusion(report, model, "natural", out / f"{stem}-confusion-natural.{fmt}"))
+            written.append(_plot_confusion(report, model, "adversarial", out / f"{stem}-confusion-adversarial.{fmt}"))
+            if model.gap is not None:
+                written.append(_plot_gap(report, model, out / f"{stem}-gap.{fmt}"))
+            if report.num_classes >= 2:
+                written.append(_plot_entropy(report, model, out / f"{stem}-entropy.{fmt}"))
+        if len(report.models) >= 2:
+            written.append(_plot_comparison(report, out / f"comparison.{fmt}"))
+    return [final / path.name for path in written]
+
+
+@contextlib.contextmanager
+def _staged_folder(final: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside ``final`` to draw into; its files are moved into ``final`` at the end.
+
+    The plots are one batch: an interrupt (Ctrl-C) or an error while drawing
+    removes the temporary folder and leaves ``final`` as it was (not created
+    if it did not exist). A missing ``final`` is the temporary folder renamed,
+    one atomic step; an existing one receives the files by ``os.replace``
+    (same file system, so each move is a rename, not a copy).
+    """
+    if final.exists() and not final.is_dir():
+        raise WpgdkitError(f"plot folder {final} exists and is not a folder")
+    parent = final.parent
+    created = [p for p in (parent, *parent.parents) if not p.exists()]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes 0700; the folder a plain mkdir would
+    except OSError as exc:
+        raise WpgdkitError(f"cannot create plot folder {final}: {exc.strerror or exc}") from None
+    try:
+        yield staging
+        if not final.exists():
+            os.replace(staging, final)
+        else:
+            for item in sorted(staging.iterdir()):
+                os.replace(item, final / item.name)
+            staging.rmdir()
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # the folders made for it, innermost first, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, OSError) and not isinstance(exc, WpgdkitError):
+            raise WpgdkitError(f"cannot write the plots into {final}: {exc.strerror or exc}") from None
+        raise
 

@@ -95,9 +95,14 @@ class _Remaining(TimeRemainingColumn):
 class _Display:
     """What every reporter shares: the Rich bars on a terminal, throttled plain lines elsewhere.
 
-    The bars start with the first task, not before: an error found while
-    setting up (missing data, no GPU) stays the single line on stderr.
+    The bars start with the first task, not before, and so does ``header``
+    (a line announcing the phase, set by :class:`RichPhases`): an error found
+    while setting up (missing data, no GPU, a refused setting) stays the
+    single line on stderr.
     """
+
+    #: A line printed once, just before the first task starts (None: nothing).
+    header: str | None = None
 
     def __init__(self, *columns: str | ProgressColumn, console: Console | None = None, clock: Clock | None = None,
                  interval_s: float | None = None) -> None:
@@ -122,7 +127,14 @@ class _Display:
             self.bar.stop()
         self.started = False
 
+    def announce(self) -> None:
+        """Print :attr:`header` if it has not been printed yet (idempotent)."""
+        if self.header is not None:
+            header, self.header = self.header, None
+            self.say(header)
+
     def _add(self, total: int, description: str = "", **fields: Any) -> tuple[Any, _Count]:
+        self.announce()
         if not self.started:
             if self.bar is not None:
                 self.bar.start()
@@ -239,17 +251,22 @@ class RichPhases:
     def training(self, name: str, epochs: int) -> Iterator[RichProgress]:
         self.trained += 1
         which = f"{self.trained}/{self.trainings}" if self.trainings else f"model {self.trained}"
-        self._say(f"training {which}: {name} ({epochs} epoch{'s' if epochs != 1 else ''})")
-        with RichProgress(epochs, **self._options()) as progress:
+        progress = RichProgress(epochs, **self._options())
+        # Printed when the first epoch starts: an error while the run is set up stays the only line.
+        progress.header = f"training {which}: {name} ({epochs} epoch{'s' if epochs != 1 else ''})"
+        with progress:
             yield progress
+        progress.announce()  # a phase that ended without an epoch (nothing left to do) is still logged
 
     @contextmanager
     def auditing(self, names: str, attack: str) -> Iterator[RichAuditProgress]:
         self.audited += 1
         which = f"{self.audited}/{self.audits}" if self.audits else f"{self.audited}"
-        self._say(f"audit {which}: {names} ({attack} attack)")
-        with RichAuditProgress(**self._options()) as progress:
+        progress = RichAuditProgress(**self._options())
+        progress.header = f"audit {which}: {names} ({attack} attack)"  # printed when the first model starts
+        with progress:
             yield progress
+        progress.announce()
 
 
 class RichDemoProgress(_Display):

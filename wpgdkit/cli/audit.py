@@ -78,8 +78,9 @@ def audit(
     if plots is not None:
         from wpgdkit.audit.plots import write_audit_plots
 
-        partial = f"{plots}/ may hold only some of the plots" + ("" if json_out in (None, "-") else "; the JSON was not written")
-        with interruptible(lambda: partial):
+        # The plots are drawn in a temporary folder beside PLOTS and moved in at the end: an interrupt leaves
+        # PLOTS as it was (no partial set), and the JSON is written after them.
+        with interruptible(lambda: "nothing was written"):
             write_audit_plots(report, plots)
     if json_out is not None:
         write_json(report.to_dict(), json_out)

@@ -35,6 +35,7 @@ import torch
 from wpgdkit import __version__
 from wpgdkit.atomic import atomic_write_text
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.inputs import Range, check_number, check_seed, input_file
 from wpgdkit.experiments import prose, runner
 from wpgdkit.experiments.runner import fmt
 from wpgdkit.jsonutil import json_value

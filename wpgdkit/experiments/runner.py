@@ -131,7 +131,6 @@ def train_or_reuse(config: Any, progress: Any | None = None) -> tuple[Path, str]
     path = Path(config.out)
     if status == "reused":
         return path, status
-    path.parent.mkdir(parents=True, exist_ok=True)
     if status == "resumed":
         train(dataclasses.replace(config, resume=True, force=False), progress=progress)
     else:

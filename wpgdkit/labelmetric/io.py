@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from wpgdkit.atomic import atomic_path, atomic_write_text
-from wpgdkit.errors import MetricFormatError
+from wpgdkit.errors import DataNotFoundError, MetricFormatError, WpgdkitError
 from wpgdkit.inputs import input_file, read_text
 from wpgdkit.jsonutil import write_json
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
@@ -240,7 +240,7 @@ def read_metric(
     if classes is not None and not isinstance(classes, (list, tuple)):
         classes = read_class_list(classes)
     if fmt == ".csv":
-        metric = metric_from_csv(read_text(path, what="metric file"), origin=str(path))
+        metric = metric_from_csv(_metric_text(path), origin=str(path))
     elif fmt == ".json":
         metric = _read_json(path)
     else:
@@ -248,6 +248,16 @@ def read_metric(
     if classes is not None and tuple(classes) != metric.classes:
         raise MetricFormatError(f"{path}: its classes differ from the class list given")
     return metric
+
+
+def _metric_text(path: Path) -> str:
+    # read_text's refusals (not UTF-8, too large, a folder) are format errors of a metric file.
+    try:
+        return read_text(path, what="metric file")
+    except DataNotFoundError:
+        raise
+    except WpgdkitError as exc:
+        raise MetricFormatError(str(exc)) from None
 
 
 def _no_constant(name: str):
@@ -269,7 +279,7 @@ def parse_json(text: str, origin: str):
 
 
 def _read_json(path: Path) -> LabelMetric:
-    data = parse_json(read_text(path, what="metric file"), str(path))
+    data = parse_json(_metric_text(path), str(path))
     if not isinstance(data, dict) or not {"classes", "matrix"} <= set(data):
         raise MetricFormatError(f"{path}: expected an object with 'classes' and 'matrix'")
     if data.get("format", _JSON_TAG) != _JSON_TAG:

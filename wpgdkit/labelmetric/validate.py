@@ -237,21 +237,18 @@ def analyze_metric(metric: LabelMetric, *, rtol: float = 1e-9) -> MetricReport:
     -------
     report : MetricReport
     """
-    # Work on C / max C: every sum, product and eigen decomposition below then
-    # stays far from overflow whatever the entries' scale; the results are
-    # scaled back. Tolerances keep their meaning relative to max(max C, 1).
-    raw = np.asarray(metric.matrix, dtype=np.float64)
-    k = raw.shape[0]
-    top = float(np.max(raw)) if raw.size else 0.0
-    unit = top if np.isfinite(top) and top > 0 else 1.0
-    c = raw / unit
-    tol = rtol * max(top, 1.0) / unit
+    c = np.asarray(metric.matrix, dtype=np.float64)
+    k = c.shape[0]
+    top = float(np.max(c)) if c.size else 0.0
+    tol = rtol * max(top, 1.0)
     symmetric = bool(np.allclose(c, c.T, rtol=0, atol=tol))
     count, worst, worst_at = 0, 0.0, None
     # One K×K slice per intermediate class m keeps memory at O(K²) for K = 1,000.
     off = ~np.eye(k, dtype=bool)
     for m in range(k):
-        excess = c - (c[:, m][:, None] + c[m, :][None, :])
+        # Exact on the raw entries; a sum that overflows to inf is no violation.
+        with np.errstate(over="ignore", invalid="ignore"):
+            excess = c - (c[:, m][:, None] + c[m, :][None, :])
         excess[m, :] = excess[:, m] = -np.inf  # the triple must be three distinct classes
         violated = (excess > tol) & off
         n = int(violated.sum())
@@ -261,11 +258,16 @@ def analyze_metric(metric: LabelMetric, *, rtol: float = 1e-9) -> MetricReport:
             i, j = divmod(flat, k)
             if excess[i, j] > worst:
                 worst, worst_at = float(excess[i, j]), (i, j, m)
-    sym = (c + c.T) / 2
+    # The eigen decompositions work on C / max C, far from overflow whatever
+    # the entries' scale (C∘C of 1e200 is inf, and LAPACK fails on it); the
+    # eigenvalue is scaled back, the tolerances keep their meaning.
+    unit = top if np.isfinite(top) and top > 0 else 1.0
+    scaled = c / unit
+    sym = (scaled + scaled.T) / 2
     euclid: bool | None = None
     try:
         eig_min = float(np.linalg.eigvalsh(sym)[0])
-        psd = eig_min >= -tol
+        psd = eig_min >= -tol / unit
         if symmetric:
             centring = np.eye(k) - 1.0 / k
             gram = -0.5 * centring @ (sym * sym) @ centring
@@ -279,5 +281,5 @@ def analyze_metric(metric: LabelMetric, *, rtol: float = 1e-9) -> MetricReport:
     if worst_at is not None:
         i, j, m = worst_at
         names = metric.classes
-        violation = TriangleViolation(names[i], names[j], names[m], worst * unit)
+        violation = TriangleViolation(names[i], names[j], names[m], worst)
     return MetricReport(k, symmetric, count, violation, eig_min, psd, euclid)
