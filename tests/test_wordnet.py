@@ -342,9 +342,13 @@ def test_a_damaged_cache_is_rebuilt_from_the_debian_database(isolated):
     assert filecmp.cmp(corpus / "index.noun", DEBIAN_WORDNET_DIR / "index.noun", shallow=False)
 
 
-def test_a_junk_nltk_root_is_one_error_not_stop_iteration(tmp_path):
+def test_a_junk_nltk_root_is_one_error_not_stop_iteration(tmp_path, monkeypatch):
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", list(nltk.data.path))
     root = tmp_path / "root"
     corpus = _junk_database(root / "corpora" / "wordnet")
     (corpus / "lexnames").write_text("".join(f"{i:02d}\t{n}\t{p}\n" for i, (n, p) in enumerate(LEXNAMES)))
     with pytest.raises(WordNetError, match="NLTK cannot read the WordNet data under"):
         load_wordnet(root)
+    assert str(root.resolve()) not in nltk.data.path  # never searched again

@@ -314,14 +314,26 @@ class Checkpoint:
         """
         try:
             model = self.settings.model.build()
-            model.load_state_dict(self.state_dict)
         except WpgdkitError as exc:
             raise CheckpointError(f"{self.name}: {exc}") from None
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            # load_state_dict raises RuntimeError listing every mismatched tensor; its first line is enough.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{self.name}: its weights do not fit the model it names ({first})") from None
+        self.load_weights_into(model)
         return model.to(device).eval()
+
+    def load_weights_into(self, model: torch.nn.Module) -> None:
+        """Copy the saved weights into ``model`` (its architecture must be this run's).
+
+        Raises
+        ------
+        CheckpointError
+            If they do not fit (missing, unexpected or differently shaped tensors).
+        """
+        try:
+            model.load_state_dict(self.state_dict)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # load_state_dict raises RuntimeError listing every mismatched tensor; its first lines are enough.
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            detail = "; ".join(lines[:2]) if lines else type(exc).__name__
+            raise CheckpointError(f"{self.name}: its weights do not fit the model it names ({detail})") from None
 
     def describe(self) -> dict[str, Any]:
         """JSON facts about the run (for provenance, ``--json`` output and reports)."""

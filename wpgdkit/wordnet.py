@@ -311,11 +311,23 @@ def load_wordnet(wordnet_dir: Path | str | None = None):
 @functools.lru_cache(maxsize=4)
 def _open_reader(root: str):
     import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
     # NLTK 3.10 only opens files under one of its data roots.
-    if root not in nltk.data.path:
+    added = root not in nltk.data.path
+    if added:
         nltk.data.path.insert(0, root)
+    try:
+        return _reader_at(root)
+    except WordNetError:
+        if added and root in nltk.data.path:
+            nltk.data.path.remove(root)  # a root NLTK cannot read must not be searched later
+        raise
+
+
+def _reader_at(root: str):
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
     try:
         location = nltk.data.find("corpora/wordnet", paths=[root])
     except LookupError as exc:  # pragma: no cover - resolve_wordnet_root checked it

@@ -65,6 +65,7 @@ def build_metric_files(fx: Path) -> None:
     np.save(fx / "good.npy", np.array(m, dtype=np.float64), allow_pickle=False)
     (fx / "good-classes.txt").write_text("\n".join(classes) + "\n")
     (fx / "toy.csv").write_text(metric_csv(*TOY3))
+    (fx / "toy-asymmetric.csv").write_text(metric_csv(TOY3[0], [[0, 10, 0.01], [9, 0, 1], [0.01, 1, 0]]))
 
     bad = fx / "metrics"
     bad.mkdir()
@@ -289,7 +290,8 @@ def hostile_metrics(fx: Path) -> dict[str, Path]:
         ["a", "b", "c"], m,
         provenance={"source": "file", "measure": "[/x]\x1b[2J", "dataset": "[bold]ds",
                     "command": "wpgdkit [/bold] \x1b]0;title\x07", "parameters": {"path": "[/x]"}})))
-    out["path-with-markup"] = folder / "[red]plain[/red].csv"
+    out["path-with-markup"] = folder / "[red]plain[/red].csv"  # a folder "[red]plain[" holding "red].csv"
+    out["path-with-markup"].parent.mkdir()
     out["path-with-markup"].write_text(metric_csv(["a", "b", "c"], m))
     out["csv-bom"] = folder / "bom.csv"
     out["csv-bom"].write_bytes(b"\xef\xbb\xbf" + metric_csv(["a", "b", "c"], m).encode())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -68,7 +69,7 @@ TRAIN_MNIST = ("train", "--dataset", "mnist", "--data-dir", "FX/mnist", "--model
 AUDIT = ("audit", "FX/toy.pt", "--device", "cpu", "--quiet", "--limit", "32", "--steps", "1")
 BUILD_BOUNDARY = ("metric", "build", "--source", "boundary", "--device", "cpu", "--quiet", "--limit", "4")
 BUILD_LINEAR = ("metric", "build", "--source", "linear", "--dataset", "mnist", "--data-dir", "FX/mnist", "--limit",
-                "16", "--max-iter", "2", "--quiet")
+                "40", "--max-iter", "2", "--quiet")
 BUILD_WORDNET = ("metric", "build", "--dataset", "cifar10", "--classes", "cat,dog", "--quiet")
 BUILD_FILE = ("metric", "build", "--source", "file", "--quiet")
 CHECK = ("metric", "check", "FX/good.csv", "--samples", "5", "--sinkhorn-samples", "0")
@@ -245,7 +246,9 @@ CHECKPOINTS = [
 
 # --- 7. label-metric files -----------------------------------------------------------------
 
-BAD_METRICS = ["future-version.json", "version-string.json", "deeply-nested.json", "provenance-string.json",
+BAD_# Asymmetric costs (C[i, j] != C[j, i]: missing a fraud costs more than a false alarm) are valid for
+# train, audit and reproduce; only `metric check`/`show` ask for --allow-asymmetric (tested elsewhere).
+METRICS = ["future-version.json", "version-string.json", "deeply-nested.json", "provenance-string.json",
                "provenance-source-int.json", "provenance-parameters-list.json", "classes-not-list.json",
                "classes-numbers.json", "matrix-strings.json", "nan-literal.json", "not-an-object.json",
                "truncated.json", "non-square.csv", "ragged.csv", "negative.csv", "nan.csv", "inf.csv",
@@ -261,6 +264,8 @@ def _with_classes(name: str) -> tuple[str, ...]:
     return ("--classes", "FX/good-classes.txt") if name.endswith(".npy") else ()
 
 
+# Asymmetric costs (C[i, j] != C[j, i]: missing a fraud costs more than a false alarm) are valid for
+# train, audit and reproduce; only `metric check`/`show` ask for --allow-asymmetric (tested elsewhere).
 METRICS = [
     *[case(f"check-{m}", "metric", "check", f"FX/metrics/{m}", *_with_classes(m)) for m in BAD_METRICS],
     *[case(f"show-{m}", "metric", "show", f"FX/metrics/{m}", *_with_classes(m)) for m in BAD_METRICS],
@@ -269,12 +274,12 @@ METRICS = [
     *[case(f"build-file-{m}", *BUILD_FILE, "--input", f"FX/metrics/{m}",
            *(("--class-list", "FX/good-classes.txt") if m.endswith(".npy") else ())) for m in BAD_METRICS[1::3]],
     *[case(f"train-wpgd-metric-{m}", *TRAIN_WPGD, "--metric", f"FX/metrics/{m}") for m in
-      ("asymmetric.csv", "nan.csv", "object-dtype.npy", "deeply-nested.json", "a-folder.csv")],
+      ("nan.csv", "object-dtype.npy", "deeply-nested.json", "a-folder.csv")],
     *[case(f"audit-metric-{m}", *AUDIT, "--metric", f"FX/metrics/{m}") for m in
       ("negative.csv", "future-version.json", "object-dtype.npy", "empty.csv")],
     case("train-wpgd-metric-wrong-classes", *TRAIN_WPGD, "--metric", "FX/good.csv"),
     case("audit-metric-wrong-classes", *AUDIT, "--metric", "FX/good.csv"),
-    case("reproduce-metric-asymmetric", *REPRODUCE, "--metric", "FX/metrics/asymmetric.csv"),
+    case("reproduce-metric-wrong-classes", *REPRODUCE, "--metric", "FX/good.csv"),
     case("check-npy-class-list-too-short", "metric", "check", "FX/good.npy", "--classes", "FX/classlists/two.txt"),
     case("compare-different-classes", "metric", "compare", "FX/good.csv", "FX/toy.csv"),
 ]
@@ -320,7 +325,6 @@ FILES = [
     case("train-metric-missing", *TRAIN_WPGD, "--metric", "FX/missing.csv"),
     case("train-data-dir-missing", *TRAIN_MNIST, "--data-dir", "FX/missing-dir"),
     case("audit-reference-missing", *AUDIT, "--reference", "FX/missing.pt"),
-    case("train-resume-missing", *TRAIN, "--resume", "--out", "W/never-trained.pt"),
     # output destinations that cannot be written
     case("build-out-under-a-file", *BUILD_WORDNET, "--out", "FX/a-file/x.csv"),
     case("build-out-is-folder", *BUILD_WORDNET, "--out", "FX/a-folder"),
@@ -335,7 +339,7 @@ FILES = [
     case("show-plot-unknown-extension", *SHOW, "--plot", "W/x.bmpx"),
     *[case(f"{name}-json-is-folder", *base, "--json", "FX/a-folder") for name, base in [
         ("check", CHECK), ("show", SHOW), ("compare", COMPARE), ("models", ("models",)), ("datasets", ("datasets",)),
-        ("audit", AUDIT), ("bench", BENCH), ("demo", DEMO), ("reproduce", REPRODUCE), ("train", TRAIN)]],
+        ("audit", AUDIT), ("bench", BENCH), ("demo", DEMO), ("reproduce", REPRODUCE)]],
     case("check-json-under-a-file", *CHECK, "--json", "FX/a-file/x.json"),
     # datasets on disk that are broken
     case("train-mnist-idx-huge-header", *TRAIN_MNIST, "--data-dir", "FX/idx-huge-header"),
@@ -493,7 +497,8 @@ def test_bad_input_is_one_line_and_exit_2(c, fx, shared, monkeypatch):
 
 # --- hypothesis: random bytes as files, random numbers as flags ---------------------------------
 
-FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+# No shrinking: a failure reports the first bad example, and the module stays fast.
+FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -592,15 +597,17 @@ def test_valid_but_hostile_text_is_printed_literally(fx, shared, kind, command):
     assert result.exception is None or isinstance(result.exception, SystemExit), describe(result)
     assert "Traceback" not in out, describe(result)
     assert "\x1b" not in out and "\x07" not in out, describe(result)
-    if kind == "csv-markup-names" and command in ("show", "check"):
+    # Rich wraps long lines at the console's width: compare with whitespace removed.
+    flat = re.sub(r"\s+", "", result.stdout)
+    if kind == "csv-markup-names" and command == "show":
         for name in ci.HOSTILE_NAMES[:3]:
-            assert name in result.stdout, (name, result.stdout[:500])
+            assert re.sub(r"\s+", "", name) in flat, (name, result.stdout[:500])
     if kind == "json-esc-names" and command == "show":
-        assert "esc\\x1b[31mred" in result.stdout, result.stdout[:500]
+        assert "esc\\x1b[31mred" in flat, result.stdout[:500]
     if kind == "json-hostile-provenance" and command == "show":
-        assert "[bold]ds" in result.stdout and "[/x]" in result.stdout, result.stdout[:800]
-    if kind == "path-with-markup" and command in ("show", "build-file"):
-        assert "[red]plain[/red]" in out, out[:800]
+        assert "[bold]ds" in flat and "[/x]" in flat, result.stdout[:800]
+    if kind == "path-with-markup" and command in ("show", "check"):
+        assert "[red]plain[/red].csv" in flat, result.stdout[:800]
     if kind in ("csv-bom", "csv-crlf") and command == "show":
         assert "\ufeff" not in out and "\r" not in out, out[:500]
     if command == "build-file":
@@ -643,7 +650,8 @@ def _refuse_constant(name):
 
 
 @pytest.mark.parametrize("extra", [
-    pytest.param(("--method", "ce", "--lr", "1e30", "--epochs", "2", "--schedule", "constant"), id="lr-1e30"),
+    pytest.param(("--method", "ce", "--model", "mlp", "--lr", "1000", "--batch-size", "32", "--limit", "256",
+                  "--epochs", "3", "--schedule", "constant"), id="lr-1000-mlp"),
     pytest.param(("--method", "pgd", "--norm", "l2", "--eps", "1e300", "--steps", "1", "--epochs", "2"), id="eps-1e300"),
 ])
 def test_divergence_stops_with_one_line_and_keeps_no_nan_checkpoint(fx, shared, extra):
@@ -673,7 +681,6 @@ def test_divergence_stops_with_one_line_and_keeps_no_nan_checkpoint(fx, shared, 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
 @pytest.mark.parametrize("args", [
     pytest.param(["datasets", "--json", "-"], id="datasets-json-stdout"),
-    pytest.param(["models", "--dataset", "toy", "--json", "-"], id="models-json-stdout"),
     pytest.param(["metric", "build", "--source", "uniform", "--dataset", "cifar10", "-q"], id="build-csv-stdout"),
 ])
 def test_stdout_on_a_full_disk_is_one_line(tmp_path, args):
@@ -686,3 +693,18 @@ def test_stdout_on_a_full_disk_is_one_line(tmp_path, args):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-800:])
     assert len(lines) == 1 and lines[0].startswith("wpgdkit: error: "), proc.stderr[-800:]
     assert not [p for p in tmp_path.rglob("*")], list(tmp_path.rglob("*"))
+
+
+# --- the base command lines are valid: every case above fails for its own reason ---------------
+
+BASES = {"train-ce": TRAIN, "train-pgd": TRAIN_PGD, "train-wpgd": TRAIN_WPGD, "train-mnist": TRAIN_MNIST,
+         "audit": AUDIT, "build-boundary": (*BUILD_BOUNDARY, "--checkpoint", "FX/toy.pt"),
+         "build-linear": BUILD_LINEAR, "build-file": (*BUILD_FILE, "--input", "FX/good.json"),
+         "check": CHECK, "show": SHOW, "compare": COMPARE, "reproduce": REPRODUCE, "demo": DEMO, "bench": BENCH}
+
+
+@pytest.mark.parametrize("base", list(BASES))
+def test_base_command_line_is_valid(fx, shared, base):
+    result = invoke([resolve(a, fx, shared["work"]) for a in BASES[base]])
+    assert result.exit_code in (0, 1) and (result.exception is None or isinstance(result.exception, SystemExit)), \
+        describe(result)

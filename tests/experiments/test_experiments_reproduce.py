@@ -120,8 +120,14 @@ def test_closest_and_farthest_pairs_come_from_the_metric(tmp_path):
     from wpgdkit.labelmetric import LabelMetric, write_metric
     import numpy as np
 
-    c = np.array([[0, 3, 1, 5], [3, 0, 2, 4], [1, 2, 0, 6], [5, 4, 6, 0]], dtype=float)
-    path = write_metric(LabelMetric(("a", "b", "c", "d"), c), tmp_path / "m.csv")
+    from wpgdkit.datasets import get_dataset
+
+    classes = get_dataset("cifar100").classes  # no shipped pairs for CIFAR-100: taken from the metric
+    c = np.full((100, 100), 3.0)
+    np.fill_diagonal(c, 0.0)
+    c[0, 2] = c[2, 0] = 1.0  # the closest pair
+    c[2, 3] = c[3, 2] = 6.0  # the farthest
+    path = write_metric(LabelMetric(classes, c), tmp_path / "m.csv")
     ctx = rp._Context(ReproduceConfig("imbalance", metric=str(path), out=str(tmp_path)),
                       {"dataset": "cifar100"}, None)
     assert rp._pairs(ctx) == ((0, 2), (2, 3))

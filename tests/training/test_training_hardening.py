@@ -160,3 +160,12 @@ def test_sigterm_unwinds_like_ctrl_c(tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert names <= {"run.pt", "run.log.jsonl"}  # no temporary, no lock
     assert load_checkpoint(out).epoch >= 1
+
+
+def test_asymmetric_costs_are_a_valid_metric_for_training(tmp_path):
+    # Cost-sensitive problems are often asymmetric (missing a fault costs more than a false alarm).
+    costs = tmp_path / "asym.csv"
+    costs.write_text(",0,1,2\n0,0,10,1\n1,1,0,1\n2,5,1,0\n")
+    config = toy(tmp_path, method="wpgd", metric=str(costs))
+    train(config)
+    assert load_checkpoint(config.out).metric.matrix[0, 1] == 10 and load_checkpoint(config.out).metric.matrix[1, 0] == 1

@@ -257,7 +257,16 @@ class _Context:
 
     def _metric_file(self) -> str | None:
         if self.config.metric is not None:
+            from wpgdkit.datasets import get_dataset
+            from wpgdkit.labelmetric import read_metric, validate_metric
+            from wpgdkit.labelmetric.align import align_metric
+
             input_file(self.config.metric, what="--metric file")  # missing: not found; a folder: says so
+            # Read and matched to the dataset now, not after the first models have trained.
+            metric = read_metric(self.config.metric)
+            validate_metric(metric, allow_asymmetric=True)
+            classes = get_dataset(self.s["dataset"]).classes
+            align_metric(metric, classes, classes, origin=f"--metric {self.config.metric}")
             return self.config.metric
         from wpgdkit.labelmetric.align import shipped_metric_file
 

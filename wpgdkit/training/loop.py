@@ -311,7 +311,7 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     if config.resume and out.exists():
         state = load_checkpoint(out, map_location=ctx.device)
         _check_resumable(state, settings, config)
-        model.load_state_dict(state.state_dict)
+        state.load_weights_into(model)
         optimizer.load_state_dict(state.optimizer_state)
         scheduler.load_state_dict(state.scheduler_state)
         history = list(state.history)
