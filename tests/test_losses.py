@@ -208,9 +208,9 @@ def test_single_class_rejected():
         entropy_weight(1.0, 1)
 
 
-@pytest.mark.parametrize("p", [0.0, -1.0, math.nan])
+@pytest.mark.parametrize("p", [0.0, -1.0, math.nan, math.inf])
 def test_nonpositive_p_rejected(p):
-    with pytest.raises(WpgdkitError, match="p must be positive"):
+    with pytest.raises(WpgdkitError, match="p must be a positive finite number"):
         WassersteinLoss(C3, p=p)
 
 
@@ -237,3 +237,17 @@ def test_shape_mismatches_rejected():
         wasserstein_loss(torch.zeros(2, 3), torch.tensor([0, 1, 2]), C3)
     with pytest.raises(WpgdkitError, match="logits"):
         wasserstein_loss(torch.zeros(3), torch.tensor([0]), C3)
+
+
+def test_a_power_that_overflows_float32_is_refused_where_c_p_is_made():
+    from wpgdkit.attacks import WPGD
+    from wpgdkit.errors import WpgdkitError
+    from wpgdkit.losses import MAX_POWERED_COST, check_powered_cost
+
+    cost = (1 - torch.eye(3, dtype=torch.float64)) * 1e10
+    check_powered_cost(1e10, 3.0)  # 1e30: the largest allowed
+    with pytest.raises(WpgdkitError, match=r"p must keep C\^p finite in float32"):
+        WassersteinLoss(cost, p=3.1)
+    with pytest.raises(WpgdkitError, match=r"p must keep C\^p finite in float32"):
+        WPGD(torch.nn.Linear(2, 3), cost, p=4.0, eps=0.1, bounds=None)
+    assert float(WassersteinLoss(cost, p=3.0).cost_p.max()) == pytest.approx(MAX_POWERED_COST)

@@ -23,9 +23,26 @@ from torch import Tensor, nn
 
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["wasserstein_loss", "entropy_weight", "WassersteinLoss"]
+__all__ = ["wasserstein_loss", "entropy_weight", "WassersteinLoss", "MAX_POWERED_COST", "check_powered_cost"]
+
+#: The largest entry of C^p the loss accepts: the loss and its gradient are computed in the
+#: logits' dtype, and float32 ends at 3.4e38; this leaves room for the sum over K classes.
+MAX_POWERED_COST = 1e30
 
 _REDUCTIONS = ("none", "mean", "sum")
+
+
+def check_powered_cost(max_entry: float, p: float, *, name: str = "p") -> None:
+    """Refuse a power ``p`` that lifts the metric's largest entry beyond :data:`MAX_POWERED_COST`.
+
+    Raises
+    ------
+    WpgdkitError
+        Naming the parameter, the largest entry and the power.
+    """
+    if max_entry > 1 and p * math.log(max_entry) > math.log(MAX_POWERED_COST):
+        raise WpgdkitError(f"{name} must keep C^p finite in float32: the metric's largest entry {max_entry:g} to the "
+                           f"power {p:g} exceeds {MAX_POWERED_COST:g}; lower {name} or rescale the metric")
 
 
 def entropy_weight(lam: float, num_classes: int) -> float:
@@ -156,8 +173,9 @@ class WassersteinLoss(nn.Module):
             cost = cost.to(torch.get_default_dtype())
         if not bool(torch.isfinite(cost).all()) or bool((cost < 0).any()):
             raise WpgdkitError("the cost must be finite and non-negative")
-        if not p > 0:
-            raise WpgdkitError(f"p must be positive, got {p}")
+        if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
+            raise WpgdkitError(f"p must be a positive finite number, got {p}")
+        check_powered_cost(float(cost.max()), float(p))
         if reduction not in _REDUCTIONS:
             raise WpgdkitError(f"unknown reduction {reduction!r}; choose one of: {', '.join(_REDUCTIONS)}")
         self.p = float(p)

@@ -57,7 +57,7 @@ def test_a_ball_larger_than_the_data_range_is_refused(tmp_path):
 
 def test_an_overflowing_powered_metric_is_refused(tmp_path):
     metric = write_metric(LabelMetric(("0", "1", "2"), (1 - torch.eye(3).double().numpy()) * 1e10), tmp_path / "m.csv")
-    with pytest.raises(WpgdkitError, match="C\\^p finite"):
+    with pytest.raises(WpgdkitError, match="C\\^p finite in float32"):
         train(toy(tmp_path, method="wpgd", metric=str(metric), p=4.0))
 
 

@@ -295,7 +295,7 @@ class WPGD(_MetricAttack):
                  eps: float = _UNSET, step_size: float | None = _UNSET, steps: int = _UNSET, norm: str = _UNSET,
                  random_start: bool = _UNSET, restarts: int = _UNSET, bounds: tuple[float, float] | None = _UNSET,
                  threat: ThreatModel | None = None, targeted: bool = False, best_iterate: bool = False) -> None:
-        from wpgdkit.losses import entropy_weight
+        from wpgdkit.losses import check_powered_cost, entropy_weight
 
         super().__init__(model, metric, _threat(threat, dict(eps=eps, step_size=step_size, steps=steps, norm=norm,
                                                              random_start=random_start, restarts=restarts,
@@ -303,6 +303,7 @@ class WPGD(_MetricAttack):
                          targeted=targeted, best_iterate=best_iterate)
         if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
             raise WpgdkitError(f"p must be a positive finite number, got {p!r}")
+        check_powered_cost(float(self.cost.max()), float(p))
         self.p, self.lam = float(p), float(lam)
         self.entropy_weight = entropy_weight(self.lam, self.num_classes)
         self.cost_p = self.cost.pow(self.p)

@@ -165,17 +165,43 @@ def _csv_number(cell: str, where: str) -> float:
     return value
 
 
-def check_class_names(classes: Sequence[str], origin: str) -> None:
-    """Refuse missing, over-long (:data:`MAX_CLASS_NAME`) or duplicate class names."""
+# C0 controls, DEL and C1 controls: invisible in a table, and NUL ends a C string.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_class_names(classes: Sequence[str], origin: str, *, lines: Sequence[int] | None = None) -> None:
+    """Refuse a non-list, missing, over-long (:data:`MAX_CLASS_NAME`), duplicate class names
+    or names holding control characters (C0, DEL, C1).
+
+    ``lines``, when given, are the line numbers of ``classes`` in ``origin``
+    (one per name); errors then name the line instead of the position.
+    """
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)):
+        raise MetricFormatError(f"{origin}: class names must be a list of strings, got {type(classes).__name__}")
+    not_str = [i for i, c in enumerate(classes) if not isinstance(c, str)]
+    if not_str:
+        raise MetricFormatError(f"{origin}: class name at position {not_str[0]} is not a string")
+
+    def where(i: int) -> str:
+        return f"line {lines[i]}" if lines is not None else f"position {i}"
+
     empty = [i for i, c in enumerate(classes) if not c]
     if empty:
-        raise MetricFormatError(f"{origin}: class name missing at position {empty[0]}")
+        raise MetricFormatError(f"{origin}: class name missing at {where(empty[0])}")
     long = [i for i, c in enumerate(classes) if len(c) > MAX_CLASS_NAME]
     if long:
         raise MetricFormatError(
-            f"{origin}: class name at position {long[0]} is {len(classes[long[0]]):,} characters; "
+            f"{origin}: class name at {where(long[0])} is {len(classes[long[0]]):,} characters; "
             f"the limit is {MAX_CLASS_NAME:,}"
         )
+    for i, c in enumerate(classes):
+        found = _CONTROL.search(c)
+        if found:
+            shown = c if len(c) <= 40 else c[:40] + "..."
+            raise MetricFormatError(
+                f"{origin}: class name at {where(i)} holds control character U+{ord(found.group()):04X} "
+                f"({shown!r})"
+            )
     seen: set[str] = set()
     dup = [c for c in classes if c in seen or seen.add(c)]
     if dup:
@@ -202,7 +228,7 @@ def read_class_list(path: str | os.PathLike[str]) -> list[str]:
     if long:
         raise MetricFormatError(f"{path}: line {long[0]}: class name longer than {MAX_CLASS_NAME:,} characters")
     names = [name for _, name in lines]
-    check_class_names(names, str(path))
+    check_class_names(names, str(path), lines=[n for n, _ in lines])
     return names
 
 

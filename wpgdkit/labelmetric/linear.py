@@ -42,6 +42,16 @@ class LinearFitConfig:
     max_iter: int = 200
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # The ranges are BuildConfig's (written once, in sources.BUILD_RANGES); an out-of-range
+        # seed would otherwise end in torch's "Overflow when unpacking long long".
+        from wpgdkit.inputs import check_number, check_seed
+        from wpgdkit.labelmetric.sources import BUILD_RANGES
+
+        for name in ("l2", "max_iter"):
+            check_number(name, getattr(self, name), BUILD_RANGES[name])
+        check_seed("seed", self.seed)
+
 
 def fit_linear_classifier(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, *, config: LinearFitConfig = LinearFitConfig()

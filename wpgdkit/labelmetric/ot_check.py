@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from wpgdkit.errors import WpgdkitError
+from wpgdkit.inputs import Range, check_number, check_seed
 from wpgdkit.labelmetric.core import LabelMetric
 from wpgdkit.labelmetric.validate import check_power, metric_power
 
@@ -35,6 +35,17 @@ __all__ = [
     "OTCheckReport",
     "reference_check",
 ]
+
+#: The valid range of each number :func:`reference_check` takes, written once here
+#: (``p``: :data:`~wpgdkit.labelmetric.validate.POWER_RANGE`; the seed: :func:`~wpgdkit.inputs.check_seed`).
+CHECK_RANGES = {
+    "samples": Range(1, 1_000_000, integer=True),
+    "sinkhorn_samples": Range(0, 1_000_000, integer=True),
+    "emd_tolerance": Range(0),
+    "sinkhorn_tolerance": Range(0),
+}
+#: Each Sinkhorn regularisation, relative to ``max(C^p)``.
+REG_RANGE = Range(0, low_open=True)
 
 ClosedForm = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 _RELATIVE_FLOOR = 1e-6
@@ -201,8 +212,13 @@ def reference_check(
     import ot
 
     check_power(p)
-    if samples < 1 or sinkhorn_samples < 0:
-        raise WpgdkitError("samples must be at least 1 and sinkhorn samples at least 0")
+    given = {"samples": samples, "sinkhorn_samples": sinkhorn_samples, "emd_tolerance": emd_tolerance,
+             "sinkhorn_tolerance": sinkhorn_tolerance}
+    for name, valid in CHECK_RANGES.items():
+        check_number(name, given[name], valid)
+    check_seed("seed", seed)
+    for reg in regs:
+        check_number("each Sinkhorn regularisation", reg, REG_RANGE)
     cost = metric_power(metric.matrix, p)
     k = cost.shape[0]
     scale = max(float(cost.max()), np.finfo(float).tiny)

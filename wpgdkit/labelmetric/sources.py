@@ -23,13 +23,14 @@ import numpy as np
 from wpgdkit import __version__
 from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
 from wpgdkit.device import check_threads, torch_threads
-from wpgdkit.inputs import read_text
-from wpgdkit.labelmetric.core import LabelMetric, Provenance, check_normalization
+from wpgdkit.inputs import Range, check_number, check_seed, read_text
+from wpgdkit.labelmetric.core import LabelMetric, Provenance, check_normalization, resolve_class_indices
 from wpgdkit.labelmetric.io import check_class_names, parse_csv_rows, read_class_list, read_metric
 from wpgdkit.labelmetric.validate import check_entries, validate_metric
 from wpgdkit.registry import Registry
 
 __all__ = [
+    "BUILD_RANGES",
     "BuildConfig",
     "MetricSource",
     "register_source",
@@ -38,6 +39,16 @@ __all__ = [
     "build_metric",
     "read_synset_map",
 ]
+
+
+#: The valid range of each number of :class:`BuildConfig`, written once here
+#: (``limit`` when given; the seed is checked by :func:`~wpgdkit.inputs.check_seed`).
+#: :class:`~wpgdkit.labelmetric.linear.LinearFitConfig` checks ``l2`` and ``max_iter`` against these too.
+BUILD_RANGES = {
+    "limit": Range(1, integer=True),
+    "l2": Range(0),
+    "max_iter": Range(1, 100_000, integer=True),
+}
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,14 @@ class BuildConfig:
     device: str = "auto"
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        # Refused here, before any data, WordNet or checkpoint is read.
+        for name, valid in BUILD_RANGES.items():
+            value = getattr(self, name)
+            if value is not None or name != "limit":
+                check_number("--" + name.replace("_", "-"), value, valid)
+        check_seed("--seed", self.seed)
+
 
 @dataclass(frozen=True)
 class MetricSource:
@@ -115,6 +134,9 @@ class MetricSource:
     default_measure: str | None = None
     # BuildConfig fields this source reads, recorded in the rebuild command.
     options: tuple[str, ...] = ()
+    # The classes the built metric will have, found cheaply (no data, WordNet or
+    # model loaded), so that --classes is checked before the build; None: not known up front.
+    classes: Callable[[BuildConfig], tuple[str, ...] | None] | None = None
 
 
 _SOURCES: Registry[MetricSource] = Registry("metric source")
@@ -212,8 +234,6 @@ def _build_linear(config: BuildConfig) -> LabelMetric:
     spec = _dataset(config)
     if config.measure not in (None, "boundary"):
         raise UnknownNameError(f"unknown measure {config.measure!r} for --source linear; choose one of: boundary")
-    if config.l2 < 0 or config.max_iter < 1:
-        raise WpgdkitError("--l2 must be >= 0 and --max-iter >= 1")
     x, y = load_tensors(
         spec.name, "train", data_dir=config.data_dir, download=config.download, limit=config.limit, seed=config.seed
     )
@@ -269,6 +289,22 @@ def _build_confusion(config: BuildConfig) -> LabelMetric:
     return LabelMetric(trained.classes, matrix, _checkpoint_provenance(config, trained, measure, len(y)))
 
 
+def _wordnet_classes(config: BuildConfig) -> tuple[str, ...]:
+    if config.synset_map is not None:
+        return read_synset_map(config.synset_map)[0]
+    return tuple(_dataset(config).classes)
+
+
+def _dataset_classes(config: BuildConfig) -> tuple[str, ...]:
+    return tuple(_dataset(config).classes)
+
+
+def _uniform_classes(config: BuildConfig) -> tuple[str, ...]:
+    if config.class_list is not None:
+        return tuple(read_class_list(config.class_list))
+    return tuple(_dataset(config).classes)
+
+
 def _build_uniform(config: BuildConfig) -> LabelMetric:
     if config.class_list is not None:
         classes = tuple(read_class_list(config.class_list))
@@ -299,10 +335,12 @@ def _build_file(config: BuildConfig) -> LabelMetric:
 register_source(MetricSource(
     "wordnet", "distances between the classes' WordNet 3.0 noun synsets", _build_wordnet,
     measures=("path", "lch", "wup", "lca-depth"), default_measure="path", options=("synset_map",),
+    classes=_wordnet_classes,
 ))
 register_source(MetricSource(
     "linear", "mean distance of each class's training points to a linear classifier's pairwise boundaries",
     _build_linear, measures=("boundary",), default_measure="boundary", options=("limit", "seed", "l2", "max_iter"),
+    classes=_dataset_classes,
 ))
 register_source(MetricSource(
     "boundary", "mean first-order (DeepFool) distance of each class's points to a trained network's pairwise "
@@ -316,6 +354,7 @@ register_source(MetricSource(
 ))
 register_source(MetricSource(
     "uniform", "1 between any two distinct classes (WPGD then equals PGD)", _build_uniform, options=("class_list",),
+    classes=_uniform_classes,
 ))
 register_source(MetricSource(
     "file", "a matrix from a .csv, .json or .npy file", _build_file, options=("input", "class_list"),
@@ -354,9 +393,12 @@ def build_metric(config: BuildConfig) -> LabelMetric:
         if config.split not in SPLITS:
             raise UnknownNameError(f"unknown split {config.split!r}; choose one of: {', '.join(SPLITS)}")
     check_threads(config.threads)
-    if config.limit is not None and config.limit < 1:
-        raise WpgdkitError(f"--limit must be at least 1, got {config.limit}")
     _refuse_unread_options(config, source)
+    if config.classes and source.classes is not None:
+        # An unknown or repeated class is refused before WordNet, data or a model is loaded.
+        known = source.classes(config)
+        if known is not None:
+            resolve_class_indices(known, config.classes)
     with torch_threads(config.threads):
         metric = source.build(config)
     # A built matrix passes the same entry check as a read one, before
