@@ -267,11 +267,12 @@ def test_missing_file(assert_one_line_error):
 WIDE = {"COLUMNS": "250"}  # no wrapping: the long lines stay whole
 
 # "[critical]" and "[healthy]" look like Rich style tags, "[/bold]" like a closing tag (MarkupError),
-# and the fourth name carries an ANSI colour sequence: ESC [ 3 1 m.
-ODD_NAMES = ("[critical]", "[healthy]", "[/bold]", "esc\x1b[31mred")
+# and the fourth name is an ANSI colour sequence without its ESC (a name holding ESC itself, or any
+# other control character, is refused: test_control_characters_in_class_names_are_refused).
+ODD_NAMES = ("[critical]", "[healthy]", "[/bold]", "esc[31mred")
 # C[crit, heal] = 10 > C[crit, bold] + C[bold, heal] = 1 + 1, by 8 (through "esc...": 2 + 2, by 6).
 ODD_MATRIX = [[0, 10, 1, 2], [10, 0, 1, 2], [1, 1, 0, 2], [2, 2, 2, 0]]
-ESC_SHOWN = "esc\\x1b[31mred"  # the ESC written as its escape, the rest as it is
+ESC_SHOWN = "esc[31mred"  # as it is
 
 
 def _odd_metric(tmp_path):
@@ -455,3 +456,64 @@ def test_build_with_a_junk_wordnet_dir_is_one_line_and_leaves_the_cache(tmp_path
     result = invoke("metric", "build", "--dataset", "cifar10", "--source", "wordnet")
     assert_one_line_error(result, "is not a WordNet database directory", "index.noun line 1 is malformed")
     assert not cache.exists()  # nothing was prepared from the junk
+
+
+# --- bad input found by the corpus (regressions) ------------------------------------
+
+
+@pytest.mark.parametrize("command", ["check", "show"])
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\t", "\x7f", "\x85", "\x9b"])
+def test_control_characters_in_class_names_are_refused(tmp_path, command, char, assert_one_line_error):
+    path = tmp_path / "m.csv"
+    path.write_text(f",a,b{char}c\na,0,1\nb{char}c,1,0\n", encoding="utf-8")
+    result = invoke("metric", command, path)
+    assert_one_line_error(result, "line 1", f"U+{ord(char):04X}")
+
+
+def test_check_refuses_a_bad_seed(tmp_path, assert_one_line_error):
+    path = tmp_path / "m.csv"
+    write_metric(LabelMetric(("a", "b"), [[0, 1], [1, 0]]), path)
+    for seed in ("-1", str(2**32)):
+        result = invoke("metric", "check", path, "--samples", "5", "--sinkhorn-samples", "0", "--seed", seed)
+        assert_one_line_error(result, "seed", seed)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**64)], "--seed"),
+        (["--l2", "nan"], "--l2"),
+        (["--l2", "inf"], "--l2"),
+        (["--l2", "1e400"], "--l2"),
+        (["--l2", "-1"], "--l2"),
+        (["--max-iter", "0"], "--max-iter"),
+        (["--max-iter", "100001"], "--max-iter"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
+def test_bad_linear_numbers_are_refused_before_any_data(tmp_path, monkeypatch, args, fragment, assert_one_line_error):
+    import wpgdkit.datasets
+
+    def no_data(*a, **k):
+        raise AssertionError("data loaded before the numbers were checked")
+
+    monkeypatch.setattr(wpgdkit.datasets, "load_tensors", no_data)
+    out = tmp_path / "out.csv"
+    result = invoke("metric", "build", "--dataset", "toy", "--source", "linear", *args, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_class_is_refused_before_wordnet_loads(tmp_path, monkeypatch, assert_one_line_error):
+    import wpgdkit.wordnet
+
+    def no_wordnet(*a, **k):
+        raise AssertionError("WordNet loaded before --classes was checked")
+
+    monkeypatch.setattr(wpgdkit.wordnet, "load_wordnet", no_wordnet)
+    out = tmp_path / "out.csv"
+    result = invoke("metric", "build", "--dataset", "cifar10", "--classes", "cat,nosuch", "--source", "wordnet",
+                    "--out", out)
+    assert_one_line_error(result, "unknown class 'nosuch'")
+    assert list(tmp_path.iterdir()) == []

@@ -81,7 +81,7 @@ def test_confusion_measure_and_class_subset(checkpoint):
         (["--source", "confusion", "--checkpoint", "{tmp}/missing.pt"], "not found"),
         (["--source", "boundary", "--checkpoint", "{tmp}/notes.pt"], "not a readable checkpoint"),
         (["--source", "boundary", "--checkpoint", "{ckpt}", "--dataset", "cifar10"], "disagrees"),
-        (["--source", "boundary", "--checkpoint", "{ckpt}", "--limit", "0"], "--limit must be at least 1"),
+        (["--source", "boundary", "--checkpoint", "{ckpt}", "--limit", "0"], "--limit must be a whole number"),
         (["--source", "confusion", "--checkpoint", "{ckpt}", "--measure", "l2"], "unknown measure 'l2'"),
         (["--source", "confusion", "--checkpoint", "{ckpt}", "--split", "val"], "'val' is not one of"),
         (["--source", "wordnet", "--dataset", "cifar10", "--checkpoint", "{ckpt}"],

@@ -14,6 +14,7 @@ from wpgdkit.labelmetric.core import LabelMetric, Provenance
 from wpgdkit.labelmetric.io import (
     FORMATS,
     MAX_CLASS_NAME,
+    check_class_names,
     metric_from_csv,
     metric_to_csv,
     read_class_list,
@@ -578,3 +579,49 @@ def test_negative_or_huge_metric_is_not_written(tmp_path, suffix, value, pattern
     with pytest.raises(MetricFormatError, match="refusing to write .*" + pattern):
         write_metric(LabelMetric(("a", "b"), mat), path)
     assert only_files(tmp_path) == []
+
+
+# --- class names: control characters and non-lists (regressions) ------------------------------
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\t", "\x1b", "\x1f", "\x7f", "\x80", "\x9f"])
+def test_control_characters_in_csv_class_names_are_refused(tmp_path, char):
+    path = tmp_path / "m.csv"
+    path.write_text(f",a,b{char}c\na,0,1\nb{char}c,1,0\n", encoding="utf-8")
+    with pytest.raises(MetricFormatError, match=rf"line 1: class name at position 1 holds control character U\+{ord(char):04X}"):
+        read_metric(path)
+
+
+def test_control_characters_in_json_class_names_are_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"classes": ["a", "b\u0000"], "matrix": [[0, 1], [1, 0]]}), encoding="utf-8")
+    with pytest.raises(MetricFormatError, match=r"U\+0000"):
+        read_metric(path)
+
+
+def test_control_characters_in_a_class_list_name_the_line(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("cat\n\ndog\x00\n", encoding="utf-8")
+    with pytest.raises(MetricFormatError, match=r"class name at line 3 holds control character U\+0000"):
+        read_class_list(path)
+
+
+def test_non_control_unicode_class_names_are_kept(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(",café,naïve ü,日本\ncafé,0,1,1\nnaïve ü,1,0,1\n日本,1,1,0\n", encoding="utf-8")
+    assert read_metric(path).classes == ("café", "naïve ü", "日本")
+
+
+@pytest.mark.parametrize("classes", ["cat,dog,truck", {"cat": 1}, 3, None])
+def test_json_classes_that_are_not_a_list_are_refused(tmp_path, classes):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"classes": classes, "matrix": [[0, 1, 1], [1, 0, 1], [1, 1, 0]]}), encoding="utf-8")
+    with pytest.raises(MetricFormatError, match="'classes' must be a list of strings"):
+        read_metric(path)
+
+
+@pytest.mark.parametrize("classes", ["cat,dog,truck", b"ab", {"a", "b"}])
+def test_check_class_names_refuses_a_non_list(classes):
+    # A string would otherwise be checked character by character ("duplicate class names: ,, c, t").
+    with pytest.raises(MetricFormatError, match="must be a list of strings"):
+        check_class_names(classes, "x")

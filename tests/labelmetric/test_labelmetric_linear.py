@@ -201,3 +201,13 @@ def test_distances_order_with_the_geometry():
     # Each class is nearer to the close pair's partner than to the far blobs.
     assert c[0, 1] < c[0, 2] < c[0, 3]
     assert c[1, 2] < c[1, 3]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"seed": -1}, {"seed": 2**64}, {"l2": float("nan")}, {"l2": float("inf")}, {"l2": -1.0},
+               {"max_iter": 0}, {"max_iter": 100_001}],
+)
+def test_fit_config_refuses_out_of_range_numbers(kwargs):
+    # A seed of 2**64 used to reach torch.manual_seed: "Overflow when unpacking long long".
+    with pytest.raises(WpgdkitError, match=next(iter(kwargs))):
+        LinearFitConfig(**kwargs)

@@ -231,3 +231,32 @@ def test_reference_check_refuses_a_power_that_overflows():
         warnings.simplefilter("error")
         with pytest.raises(WpgdkitError, match=r"C\^p overflows"):
             reference_check(as_metric(c), p=4.0, samples=5, sinkhorn_samples=0)
+
+
+# --- the numbers reference_check takes are checked up front (regressions: --seed -1 was a ValueError) ---
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"samples": 0}, "samples"),
+        ({"samples": 10**9}, "samples"),
+        ({"samples": 2.0}, "samples"),
+        ({"sinkhorn_samples": -1}, "sinkhorn_samples"),
+        ({"emd_tolerance": float("nan")}, "emd_tolerance"),
+        ({"sinkhorn_tolerance": -1.0}, "sinkhorn_tolerance"),
+        ({"regs": (1.0, 0.0)}, "regularisation"),
+    ],
+)
+def test_reference_check_refuses_bad_numbers(kwargs, fragment):
+    metric = LabelMetric(("a", "b"), [[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(WpgdkitError, match=fragment):
+        reference_check(metric, **{"samples": 5, "sinkhorn_samples": 0, **kwargs})
+
+
+def test_reference_check_accepts_the_largest_seed():
+    metric = LabelMetric(("a", "b"), [[0.0, 1.0], [1.0, 0.0]])
+    assert reference_check(metric, samples=5, sinkhorn_samples=0, seed=2**32 - 1).passed

@@ -196,13 +196,14 @@ def test_unknown_normalisation():
 
 
 def test_limit_must_be_positive():
-    with pytest.raises(WpgdkitError, match="--limit must be at least 1"):
+    with pytest.raises(WpgdkitError, match="--limit must be a whole number ≥ 1, got 0"):
         build_metric(BuildConfig(source="linear", dataset="toy", limit=0))
 
 
-@pytest.mark.parametrize("change", [{"l2": -1.0}, {"max_iter": 0}])
-def test_linear_fit_settings_validated(change):
-    with pytest.raises(WpgdkitError, match="--l2 must be >= 0"):
+@pytest.mark.parametrize(("change", "fragment"), [({"l2": -1.0}, "--l2 must be a number ≥ 0"),
+                                                  ({"max_iter": 0}, r"--max-iter must be a whole number in \[1, 100000\]")])
+def test_linear_fit_settings_validated(change, fragment):
+    with pytest.raises(WpgdkitError, match=fragment):
         build_metric(BuildConfig(source="linear", dataset="toy", **change))
 
 
@@ -510,3 +511,50 @@ def test_a_built_matrix_is_checked_like_a_read_one(monkeypatch, value, pattern, 
     monkeypatch.setattr(sources, "get_source", lambda name: wrapped if name == "uniform" else get_source(name))
     with pytest.raises(MetricFormatError, match="the uniform source produced an invalid metric: .*" + pattern):
         build_metric(BuildConfig(source="uniform", dataset="toy", normalize=normalize))
+
+
+# --- BuildConfig's numbers are checked when it is made, before any work (regressions) ------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"seed": -1}, "--seed"),
+        ({"seed": 2**63}, "--seed"),
+        ({"l2": float("nan")}, "--l2"),
+        ({"l2": float("inf")}, "--l2"),
+        ({"l2": -1e-3}, "--l2"),
+        ({"max_iter": 0}, "--max-iter"),
+        ({"max_iter": 100_001}, "--max-iter"),
+        ({"limit": 0}, "--limit"),
+        ({"limit": -5}, "--limit"),
+    ],
+)
+def test_build_config_refuses_out_of_range_numbers(kwargs, fragment):
+    with pytest.raises(WpgdkitError, match=fragment):
+        BuildConfig(source="linear", dataset="toy", **kwargs)
+
+
+def test_build_config_edges_are_accepted():
+    BuildConfig(source="linear", dataset="toy", seed=2**32 - 1, l2=0.0, max_iter=100_000, limit=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"source": "wordnet", "dataset": "cifar10"},
+        {"source": "linear", "dataset": "mnist"},
+        {"source": "uniform", "dataset": "cifar10"},
+    ],
+)
+def test_class_selection_is_checked_before_the_source_builds(monkeypatch, kwargs):
+    source = get_source(kwargs["source"])
+
+    def never(config):
+        raise AssertionError("the source ran before --classes was checked")
+
+    import wpgdkit.labelmetric.sources as sources_module
+
+    monkeypatch.setattr(sources_module, "get_source", lambda name: dataclasses.replace(source, build=never))
+    with pytest.raises(UnknownNameError, match="unknown class 'nosuch'"):
+        build_metric(BuildConfig(classes=(get_dataset(kwargs["dataset"]).classes[0], "nosuch"), **kwargs))
