@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wpgdkit.errors import OutputError, WpgdkitError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "output_file_problem", "output_folder_problem"]
+__all__ = ["terminate_as_interrupt", "atomic_path", "atomic_write_text", "atomic_write_bytes", "output_file_problem", "output_folder_problem"]
 
 
 def output_file_problem(path: str | os.PathLike[str]) -> str | None:
@@ -105,3 +105,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's kill, ``timeout``) raises KeyboardInterrupt inside the block, as Ctrl-C does.
+
+    So every :func:`atomic_path` (and every ``finally``) unwinds: temporaries
+    are removed and locks released. Only the main thread can take signals; in
+    any other thread the block runs unchanged. The previous handler is
+    restored after.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

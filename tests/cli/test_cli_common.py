@@ -105,3 +105,28 @@ def test_another_os_error_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr("wpgdkit.cli.write_json", other)
     result = CliRunner().invoke(app, ["datasets", "--json", "-"])
     assert isinstance(result.exception, PermissionError)  # a bug, not bad input: not hidden
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch):
+    from typer.testing import CliRunner
+
+    from wpgdkit.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("wpgdkit.datasets.list_datasets", interrupted)
+    result = CliRunner().invoke(app, ["datasets"])
+    assert result.exit_code == 130
+    assert result.stderr == "wpgdkit: interrupted\n"
+
+
+def test_sigterm_unwinds_like_ctrl_c_while_a_command_runs():
+    import signal
+
+    from wpgdkit.atomic import terminate_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before  # restored

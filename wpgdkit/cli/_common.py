@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from wpgdkit.atomic import output_file_problem, output_folder_problem
+from wpgdkit.atomic import output_file_problem, output_folder_problem, terminate_as_interrupt
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.jsonutil import write_json
 from wpgdkit.device import DEVICE_NAMES
@@ -22,6 +22,7 @@ from wpgdkit.device import DEVICE_NAMES
 __all__ = ["OneLineErrorGroup", "stdout", "stderr", "fail", "safe", "write_json", "split_list", "choices", "DeviceName", "output_file", "output_folder"]
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 #: Exit code when the reader of standard output went away (EPIPE, e.g. ``wpgdkit bench --json - | head -1``):
 #: nothing is printed, exit 1 -- Click's own convention (its main() pacifies the streams the same way), kept
 #: for an EPIPE that reaches us, so a closed pipe is never reported as bad input.
@@ -104,7 +105,20 @@ class OneLineErrorGroup(TyperGroup):
     exception is a bug and keeps its traceback.
     """
 
+    def invoke(self, ctx: Any) -> Any:
+        # Ctrl-C (or SIGTERM, below) in a command without its own message: one line, exit 130.
+        # Caught here, inside click's main, which would print a blank line and "Aborted.".
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            typer.echo("wpgdkit: interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any):
+        with terminate_as_interrupt():
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra: Any):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as exc:

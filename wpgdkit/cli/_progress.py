@@ -34,13 +34,11 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from wpgdkit.cli._common import stderr
+from wpgdkit.cli._common import EXIT_INTERRUPTED, stderr
 
 __all__ = ["RichProgress", "RichAuditProgress", "RichPhases", "RichDemoProgress", "interruptible",
            "format_duration", "EXIT_INTERRUPTED", "INTERVAL_S"]
 
-#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
-EXIT_INTERRUPTED = 130
 #: Longest silence, in seconds, of a reporter writing to something that is not a terminal.
 INTERVAL_S = 30.0
 

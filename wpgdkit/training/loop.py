@@ -12,8 +12,6 @@ import contextlib
 import glob
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from wpgdkit import __version__
+from wpgdkit.atomic import terminate_as_interrupt
 from wpgdkit.attacks.threat import ThreatModel
 from wpgdkit.checkpoint import METHODS, SCHEDULES, Checkpoint, OptimizerRecord, RunSettings, load_checkpoint, metric_digest
 from wpgdkit.device import DEVICE_NAMES
@@ -275,7 +274,7 @@ def train(
     ctx = setup_distributed(config.device)
     progress = progress if ctx.is_main else None  # one progress display, from rank 0
     try:
-        with _exclusive(out) if ctx.is_main else contextlib.nullcontext(), _terminate_as_interrupt():
+        with _exclusive(out) if ctx.is_main else contextlib.nullcontext(), terminate_as_interrupt():
             return _run(config, ctx, out, progress, on_epoch_end)
     finally:
         ctx.close()
@@ -389,23 +388,6 @@ def _exclusive(out: Path) -> Iterator[None]:
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if the run left it empty (it failed before writing anything)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's kill, ``timeout``) unwinds like Ctrl-C: temporaries removed, the lock released."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_destination(config: TrainConfig, out: Path) -> None:
