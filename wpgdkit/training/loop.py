@@ -162,6 +162,9 @@ def _validate(config: TrainConfig) -> None:
         if value is not None:
             check_number(name, value, valid)
     config.threat(bounds=None)  # eps, step_size, steps, norm: validated by the threat model, before any work
+    from wpgdkit.models import get_model_spec
+
+    get_model_spec(config.model)  # an unknown model, listing the known ones
     if config.method == "wpgd" and config.metric is None:
         raise WpgdkitError("method wpgd needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
     if Path(config.out).suffix != ".pt":
@@ -285,11 +288,14 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     from wpgdkit.attacks import AttackConfig, create_attack
     from wpgdkit.models import count_parameters
 
+    from wpgdkit.training.data import data_record
+
+    # Everything that can be refused is checked before the data is loaded (minutes for a large set).
+    metric = _load_metric(config, data_record(config.data).classes)
+    settings = run_settings(config, metric=metric)
     if config.deterministic:
         _make_deterministic()
     data = prepare_data(config.data)
-    metric = _load_metric(config, data.classes)
-    settings = run_settings(config, metric=metric)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = settings.model.build()
     model.to(ctx.device)
