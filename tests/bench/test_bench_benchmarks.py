@@ -19,13 +19,6 @@ from wpgdkit.errors import DataNotFoundError, WordNetError
 FAST = BenchConfig(quick=True, repeats=1, warmup=0, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def no_fashion_mnist(monkeypatch):

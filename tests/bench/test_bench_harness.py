@@ -32,14 +32,6 @@ ROW_KEYS = {"benchmark", "case", "ours", "reference", "ours_s", "reference_s", "
 SLOW = ("audit", "train-loop")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on a shared two-core machine: two threads wait on each other at every op."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- registry and default set ----------------------------------------------------------------------
 
