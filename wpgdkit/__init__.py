@@ -40,6 +40,12 @@ _LAZY = {
     "train": "wpgdkit.training.loop",
     "AuditConfig": "wpgdkit.audit.core",
     "audit": "wpgdkit.audit.core",
+    "audit_model": "wpgdkit.audit.core",
+    "AttackConfig": "wpgdkit.attacks.catalog",
+    "ModelSource": "wpgdkit.models.foreign",
+    "DataOptions": "wpgdkit.datasets.files",
+    "open_dataset": "wpgdkit.datasets.files",
+    "dataset_from_arrays": "wpgdkit.datasets.files",
     "Checkpoint": "wpgdkit.checkpoint",
     "load_checkpoint": "wpgdkit.checkpoint",
 }

@@ -70,25 +70,64 @@ class CheckpointError(WpgdkitError):
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """Which network: a model registry name sized for the data, behind its input normalisation."""
+    """Which network: a model registry name sized for the data, behind its input normalisation.
+
+    ``source`` is set for a network from outside the registry (``--model
+    torchvision:resnet18``, ``--model my_models.py:build``): the
+    :meth:`~wpgdkit.models.foreign.ModelSource.to_dict` record that rebuilds
+    it. Rebuilding one from the user's own module imports that module, which
+    runs its code: :meth:`build` does it only when the caller passes the same
+    source (the user named the module again).
+    """
 
     name: str
     num_classes: int
     input_shape: tuple[int, ...]
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    source: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
-    def build(self) -> torch.nn.Module:
-        """A fresh network of this architecture (random weights)."""
-        from wpgdkit.models import create_model
+    @property
+    def runs_user_code(self) -> bool:
+        """Whether rebuilding imports a module of the user's (``PKG.MODULE:F`` or ``file.py:F``)."""
+        return self.source is not None and self.source.get("kind") in ("module", "file")
 
-        return create_model(self.name, num_classes=self.num_classes, input_shape=self.input_shape,
-                            mean=self.mean, std=self.std)
+    def build(self, *, trusted_source: Any | None = None) -> torch.nn.Module:
+        """A fresh network of this architecture (random weights, no ``--weights`` applied).
+
+        Parameters
+        ----------
+        trusted_source : ModelSource, keyword-only, optional
+            The model source the user named for this run; required (with the
+            same spec) to import a module of the user's.
+
+        Raises
+        ------
+        WpgdkitError
+            For an unknown model, or user code the caller did not name.
+        """
+        if self.source is None:
+            from wpgdkit.models import create_model
+
+            return create_model(self.name, num_classes=self.num_classes, input_shape=self.input_shape,
+                                mean=self.mean, std=self.std)
+        from wpgdkit.models.foreign import ModelSource, build_foreign_model
+
+        source = ModelSource.from_dict(self.source)
+        if self.runs_user_code and (trusted_source is None or trusted_source.spec != source.spec):
+            raise WpgdkitError(f"it was trained with the model {source.spec} from your own code; pass "
+                               f"--model {source.spec} to import it (importing a module runs its code)")
+        # The architecture only: the trained weights are loaded by the caller.
+        return build_foreign_model(source.without_weights(), num_classes=self.num_classes,
+                                   input_shape=self.input_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "num_classes": self.num_classes, "input_shape": list(self.input_shape),
-                "mean": list(self.mean) if self.mean is not None else None,
-                "std": list(self.std) if self.std is not None else None}
+        out = {"name": self.name, "num_classes": self.num_classes, "input_shape": list(self.input_shape),
+               "mean": list(self.mean) if self.mean is not None else None,
+               "std": list(self.std) if self.std is not None else None}
+        if self.source is not None:  # absent for registry models: their fingerprints stay as before
+            out["source"] = dict(self.source)
+        return out
 
 
 @dataclass(frozen=True)
@@ -103,19 +142,29 @@ class DataRecord:
     imbalance: float | None = None
     imbalance_class: str | None = None
     augment: bool = False  # whether augmentation was applied (not only asked for)
-    input_range: tuple[float, float] | None = (0.0, 1.0)
+    input_range: tuple | None = (0.0, 1.0)
     seed: int = 0
     # Where the files were: not part of the run's identity.
     data_dir: str | None = None
     download: bool = False
+    # A dataset from files (.npz, .csv, imagefolder:): how to reopen it (kind, path, options, sha256).
+    source: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change the trained weights."""
+        """The fields that change the trained weights.
+
+        For a dataset read from files, the files' content digest and the
+        reading options stand for the data, not the path: a moved file is the
+        same data, an edited one is not.
+        """
         out = asdict(self)
-        for key in ("data_dir", "download"):
+        for key in ("data_dir", "download", "source"):
             out.pop(key)
         out["classes"], out["class_indices"] = list(self.classes), list(self.class_indices)
-        out["input_range"] = list(self.input_range) if self.input_range is not None else None
+        out["input_range"] = _range_json(self.input_range)
+        if self.source is not None:
+            out["dataset"] = f"{self.source.get('kind', 'file')}-file"
+            out["source"] = {k: v for k, v in self.source.items() if k not in ("path", "test", "reference")}
         return out
 
 
@@ -149,6 +198,9 @@ class RunSettings:
         Power of the metric and λ of ℓ_W (WPGD only).
     metric_sha256 : str or None
         Digest of the (K, K) float64 metric WPGD trained with (None otherwise).
+    class_weights : dict or None
+        How the outer cross-entropy weighted the classes (``{"mode": "balanced"}``
+        or a weight file's digest); None: unweighted.
     """
 
     model: ModelRecord
@@ -160,6 +212,7 @@ class RunSettings:
     p: float = 1.0
     lam: float = math.inf
     metric_sha256: str | None = None
+    class_weights: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def identity(self) -> dict[str, Any]:
         """The settings as plain JSON values; what :meth:`fingerprint` hashes."""
@@ -174,6 +227,8 @@ class RunSettings:
         }
         if self.method == "wpgd":
             out.update(p=self.p, lam=_plain_float(self.lam), metric_sha256=self.metric_sha256)
+        if self.class_weights is not None:  # absent when unweighted: earlier fingerprints stay valid
+            out["class_weights"] = dict(self.class_weights)
         return out
 
     def fingerprint(self) -> str:
@@ -185,6 +240,22 @@ class RunSettings:
         """Human-readable ``key: mine vs theirs`` for every setting that differs (flattened keys)."""
         a, b = _flatten(self.identity()), _flatten(other.identity())
         return [f"{key}={a.get(key)!r} vs {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
+def _range_json(value: Any) -> list | None:
+    """An input range (``(low, high)`` or per-feature ``(lows, highs)``) as JSON lists."""
+    if value is None:
+        return None
+    return [list(side) if isinstance(side, (tuple, list)) else side for side in value]
+
+
+def _range_tuple(value: Any) -> tuple | None:
+    if value is None:
+        return None
+    low, high = value
+    if isinstance(low, (list, tuple)):
+        return (tuple(float(v) for v in low), tuple(float(v) for v in high))
+    return (float(low), float(high))
 
 
 def _threat_identity(threat: ThreatModel) -> dict[str, Any]:
@@ -304,8 +375,15 @@ class Checkpoint:
     def fingerprint(self) -> str:
         return self.settings.fingerprint()
 
-    def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+    def build_model(self, device: str | torch.device = "cpu", *, trusted_source: Any | None = None) -> torch.nn.Module:
         """The trained network in eval mode on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+        trusted_source : ModelSource, keyword-only, optional
+            See :meth:`ModelRecord.build`: needed for a run whose network comes
+            from the user's own module.
 
         Raises
         ------
@@ -313,7 +391,7 @@ class Checkpoint:
             If the model section names an unknown model or the weights do not fit it.
         """
         try:
-            model = self.settings.model.build()
+            model = self.settings.model.build(trusted_source=trusted_source)
         except WpgdkitError as exc:
             raise CheckpointError(f"{self.name}: {exc}") from None
         self.load_weights_into(model)
@@ -366,9 +444,11 @@ class Checkpoint:
             "fingerprint": self.fingerprint(),
             "model": {**s.model.to_dict(), "parameters": self.parameters,
                       "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}},
-            "data": {**s.data.identity(), "data_dir": s.data.data_dir, "download": s.data.download},
+            "data": {**s.data.identity(), "dataset": s.data.dataset, "data_dir": s.data.data_dir,
+                     "download": s.data.download, "source": s.data.source},
             "metric": metric,
             "metric_sha256": s.metric_sha256,
+            "class_weights": s.class_weights,
             "method": s.method,
             "p": s.p,
             "lam": _plain_float(s.lam),
@@ -445,7 +525,8 @@ class Checkpoint:
             raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (the weights are not a state dict)")
         model = ModelRecord(name=str(m["name"]), num_classes=int(m["num_classes"]),
                             input_shape=tuple(int(v) for v in m["input_shape"]),
-                            mean=_float_tuple(m.get("mean")), std=_float_tuple(m.get("std")))
+                            mean=_float_tuple(m.get("mean")), std=_float_tuple(m.get("std")),
+                            source=_section(m.get("source"), "model source", name))
         classes = tuple(str(c) for c in d["classes"])
         indices = tuple(int(i) for i in d["class_indices"])
         if len(classes) != model.num_classes or len(indices) != len(classes):
@@ -459,8 +540,9 @@ class Checkpoint:
             imbalance=float(d["imbalance"]) if d.get("imbalance") is not None else None,
             imbalance_class=str(d["imbalance_class"]) if d.get("imbalance_class") is not None else None,
             augment=bool(d.get("augmented", d.get("augment", False))) if version == 1 else bool(d.get("augment", False)),
-            input_range=tuple(float(v) for v in input_range) if input_range is not None else None,
+            input_range=_range_tuple(input_range),
             seed=int(d.get("seed", 0)), data_dir=d.get("data_dir"), download=bool(d.get("download", False)),
+            source=_section(d.get("source"), "data source", name),
         )
         _check_classes(data, name)
         threat = ThreatModel.from_dict(payload["attack"], default_bounds=data.input_range)
@@ -487,7 +569,8 @@ class Checkpoint:
         settings = RunSettings(model=model, data=data, method=method, threat=threat, optimizer=optimizer,
                                seed=int(payload.get("seed", 0)), p=float(payload.get("p", 1.0)),
                                lam=_float_or_inf(payload.get("lam", "inf")),
-                               metric_sha256=digest if method == "wpgd" else None)
+                               metric_sha256=digest if method == "wpgd" else None,
+                               class_weights=_section(payload.get("class_weights"), "class weights", name))
         epoch = payload["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (epoch {epoch!r})")
@@ -518,6 +601,14 @@ def _check_classes(data: DataRecord, name: str) -> None:
         if full[index] != cls:
             raise CheckpointError(f"{name}: malformed wpgdkit checkpoint (class {index} of {data.dataset} is "
                                   f"{full[index]!r}, not {cls!r})")
+
+
+def _section(value: Any, what: str, name: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{name}: malformed wpgdkit checkpoint ({what} is not a section)")
+    return dict(value)
 
 
 def _float_tuple(value: Any) -> tuple[float, ...] | None:

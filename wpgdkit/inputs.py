@@ -148,3 +148,18 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file", max_bytes: in
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise WpgdkitError(f"{what} {path} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+
+
+def file_sha256(path: str | os.PathLike[str], *, what: str = "file") -> str:
+    """SHA-256 (hex) of a file's content, read in 1 MiB blocks: identifies data by what it holds, not where."""
+    import hashlib
+
+    checked = input_file(path, what=what)
+    digest = hashlib.sha256()
+    try:
+        with open(checked, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataNotFoundError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()

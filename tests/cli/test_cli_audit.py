@@ -100,7 +100,8 @@ def test_truncated_and_foreign_files_are_refused(runs, tmp_path, assert_one_line
     assert_one_line_error(runner.invoke(app, ["audit", str(truncated)]), "not a readable checkpoint")
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
-    assert_one_line_error(runner.invoke(app, ["audit", str(foreign)]), "not a wpgdkit checkpoint")
+    # A state_dict is weights without an architecture: the message says how to give one.
+    assert_one_line_error(runner.invoke(app, ["audit", str(foreign)]), "holds weights only", "--model ARCH --weights")
     text = tmp_path / "notes.pt"
     text.write_text("hello")
     assert_one_line_error(runner.invoke(app, ["audit", str(text)]), "not a readable checkpoint")
@@ -127,7 +128,8 @@ def test_bad_flags_are_one_line_errors(runs, args, fragment, tmp_path, assert_on
 
 def test_missing_checkpoint_and_missing_argument(tmp_path, assert_one_line_error):
     assert_one_line_error(runner.invoke(app, ["audit", str(tmp_path / "none.pt")]), "not found")
-    assert_one_line_error(runner.invoke(app, ["audit"]), "Missing argument")
+    # No model at all: the line says what to give (a file, or --model).
+    assert_one_line_error(runner.invoke(app, ["audit"]), "give at least one model to audit")
 
 
 def test_baseline_on_other_classes_is_refused(runs, assert_one_line_error):
@@ -253,7 +255,7 @@ def test_numbers_outside_their_range_are_one_line_before_any_checkpoint_loads(
         runs, tmp_path, args, fragment, assert_one_line_error, monkeypatch):
     import wpgdkit.audit.core
 
-    monkeypatch.setattr(wpgdkit.audit.core, "_load", lambda path: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr(wpgdkit.audit.core, "load_subject", lambda path: (_ for _ in ()).throw(AssertionError("loaded")))
     out = tmp_path / "a.json"
     assert_one_line_error(runner.invoke(app, ["audit", runs["pgd"], *args, "--json", str(out)]), fragment)
     assert not out.exists()

@@ -212,7 +212,7 @@ def test_compare_class_mismatch(tmp_path, assert_one_line_error):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--dataset", "nope"], "'nope' is not one of"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
         (["--dataset", "cifar10", "--source", "nope"], "'nope' is not one of"),
         (["--dataset", "cifar10", "--measure", "cosine"], "unknown measure 'cosine'"),
         (["--dataset", "cifar10", "--classes", "cat,unicorn"], "unknown class 'unicorn'"),

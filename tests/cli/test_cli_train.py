@@ -68,7 +68,7 @@ def test_cifar10_subproblem_slices_the_shipped_metric(tmp_path, cifar10_dir):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--dataset", "toy", "--model", "nope"], "'nope' is not one of"),
+        (["--dataset", "toy", "--model", "nope"], "unknown model 'nope'"),
         (["--dataset", "toy", "--model", "mlp", "--eps", "0"], "--eps must be a positive"),
         (["--dataset", "toy", "--model", "mlp", "--eps", "8/0"], "--eps"),
         (["--dataset", "toy", "--model", "mlp", "--steps", "0"], "--steps must be a whole number of at least 1"),

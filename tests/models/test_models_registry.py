@@ -24,16 +24,18 @@ from wpgdkit.models import (
 )
 
 # Models cheap enough to run a real forward pass on a CPU in every test run.
-CPU_FORWARD = {"linear", "mlp", "small-cnn", "wrn-16-10"}
+CPU_FORWARD = {"linear", "mlp", "small-cnn", "conv1d", "wrn-16-10"}
+# Models for inputs other than images: a shape they take.
+_SHAPES = {"conv1d": (2, 16)}
 
 
 def _compatible_shape(name: str) -> tuple[int, ...]:
     spec = get_model_spec(name)
-    return spec.input_shapes[0] if spec.input_shapes else (3, 32, 32)
+    return spec.input_shapes[0] if spec.input_shapes else _SHAPES.get(name, (3, 32, 32))
 
 
 def test_names_in_registration_order():
-    assert list_models() == ["linear", "mlp", "small-cnn", "wrn-16-10", "wrn-28-10", "wrn-40-10"]
+    assert list_models() == ["linear", "mlp", "small-cnn", "conv1d", "wrn-16-10", "wrn-28-10", "wrn-40-10"]
     assert all(isinstance(get_model_spec(n), ModelSpec) for n in list_models())
 
 

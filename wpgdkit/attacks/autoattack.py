@@ -55,8 +55,10 @@ def _import_torchattacks():
 
 
 def _check_bounds(bounds) -> None:
-    if bounds is None or tuple(float(b) for b in bounds) != (0.0, 1.0):
-        found = "data without bounds (e.g. toy)" if bounds is None else f"data in [{bounds[0]:g}, {bounds[1]:g}]"
+    per_feature = bounds is not None and isinstance(bounds[0], (tuple, list))
+    if bounds is None or per_feature or tuple(float(b) for b in bounds) != (0.0, 1.0):
+        found = ("data without bounds (e.g. toy)" if bounds is None else "data with per-feature bounds" if per_feature
+                 else f"data in [{bounds[0]:g}, {bounds[1]:g}]")
         raise WpgdkitError(f"the autoattack attack needs image data in [0, 1], got {found}")
 
 

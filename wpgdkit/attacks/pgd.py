@@ -145,7 +145,7 @@ def _random_start(x0: Tensor, threat: ThreatModel, generator: torch.Generator | 
         delta = (2 * noise - 1) * threat.eps
     else:
         delta = _uniform_l2_ball(x0, threat.eps, generator, device)
-    return _clamp(x0 + delta.to(x0.device), threat.bounds)
+    return _clamp(x0 + delta.to(x0.device), threat.bounds, x0)
 
 
 def _uniform_l2_ball(x0: Tensor, eps: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -176,7 +176,7 @@ def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: Threat
         else:
             x_new = x_adv + threat.step * _unit_l2(grad)
             x_new = x0 + _project_l2(x_new - x0, threat.eps)
-        return _clamp(x_new, threat.bounds).detach()
+        return _clamp(x_new, threat.bounds, x0).detach()
 
 
 def _unit_l2(grad: Tensor) -> Tensor:
@@ -197,5 +197,37 @@ def _project_l2(delta: Tensor, eps: float) -> Tensor:
     return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
 
 
-def _clamp(x: Tensor, bounds: tuple[float, float] | None) -> Tensor:
-    return x if bounds is None else x.clamp(bounds[0], bounds[1])
+def _clamp(x: Tensor, bounds: tuple | None, x0: Tensor | None = None) -> Tensor:
+    """Clamp to the data's bounds; per-feature bounds are widened to hold the clean point ``x0``.
+
+    Per-feature bounds come from the training split, and a test point may lie
+    outside them: clamping it back would move it by more than ε. The box is
+    therefore ``[min(low, x0), max(high, x0)]`` per feature, which keeps the
+    clean point feasible and the perturbation inside the ball.
+    """
+    if bounds is None:
+        return x
+    if isinstance(bounds[0], tuple):
+        low, high = _feature_bounds(bounds, x)
+        if x0 is not None:
+            low, high = torch.minimum(low, x0), torch.maximum(high, x0)
+        return torch.minimum(torch.maximum(x, low), high)
+    return x.clamp(bounds[0], bounds[1])
+
+
+_BOUNDS_CACHE: dict[tuple, tuple[Tensor, Tensor, tuple]] = {}
+
+
+def _feature_bounds(bounds: tuple, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature bounds as tensors shaped like one input, cached per (bounds, shape, device, dtype)."""
+    key = (id(bounds), tuple(x.shape[1:]), x.device, x.dtype)
+    cached = _BOUNDS_CACHE.get(key)
+    if cached is None or cached[2] is not bounds:
+        if x[0].numel() != len(bounds[0]):
+            raise WpgdkitError(f"bounds have {len(bounds[0])} values per side; the inputs have {x[0].numel()} features")
+        low, high = (torch.tensor(side, dtype=x.dtype, device=x.device).view(1, *x.shape[1:]) for side in bounds)
+        if len(_BOUNDS_CACHE) > 64:  # a few threat models per process; never grows without bound
+            _BOUNDS_CACHE.clear()
+        # The bounds object is kept in the entry so that its id cannot be reused by another tuple.
+        _BOUNDS_CACHE[key] = cached = (low, high, bounds)
+    return cached[0], cached[1]

@@ -50,9 +50,12 @@ class ThreatModel:
         Start from a uniform point of the ball instead of the clean input.
     restarts : int, default=1
         Independent random starts; an attack keeps each point's worst (≥ 1).
-    bounds : (float, float) or None, default=(0.0, 1.0)
-        Range the adversarial input is clamped to; None for data that is not
-        an image (the toy problem, tabular features).
+    bounds : (float, float), (tuple of float, tuple of float) or None, default=(0.0, 1.0)
+        Range the adversarial input is clamped to: one ``(low, high)`` for
+        every feature (images in [0, 1]), or per-feature ``(lows, highs)``,
+        each of length ``prod(input_shape)`` in C order (tabular data bounded
+        by its training data's minimum and maximum); None for unbounded data
+        (the toy problem, standardised features with ``--bounds none``).
     eps_text : str or None, default=None
         ε as the user wrote it (``"8/255"``), for display only; not compared.
 
@@ -71,7 +74,7 @@ class ThreatModel:
     norm: str = "linf"
     random_start: bool = True
     restarts: int = 1
-    bounds: tuple[float, float] | None = (0.0, 1.0)
+    bounds: tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]] | None = (0.0, 1.0)
     eps_text: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -86,15 +89,28 @@ class ThreatModel:
         if not _is_whole(self.restarts) or self.restarts < 1:
             raise WpgdkitError(f"restarts must be a whole number of at least 1, got {self.restarts!r}")
         if self.bounds is not None:
-            low, high = (float(b) for b in self.bounds)
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise WpgdkitError(f"bounds must be (low, high) with low < high, got {self.bounds}")
-            object.__setattr__(self, "bounds", (low, high))
-            if self.norm == "linf" and self.eps > high - low:
+            object.__setattr__(self, "bounds", _check_bounds(self.bounds))
+            width = self.max_width
+            if self.norm == "linf" and self.eps > width:
                 # A larger ℓ∞ ball holds every input of the data range: no threat model at all.
-                raise WpgdkitError(f"eps must be at most {high - low:g} (the width of the data range "
-                                   f"[{low:g}, {high:g}]) for linf, got {self.eps!r}")
+                where = (f"the width of the data range [{self.bounds[0]:g}, {self.bounds[1]:g}]" if not self.per_feature
+                         else "the widest feature's range in the bounds")
+                raise WpgdkitError(f"eps must be at most {width:g} ({where}) for linf, got {self.eps!r}")
         object.__setattr__(self, "eps", float(self.eps))
+
+    @property
+    def per_feature(self) -> bool:
+        """Whether :attr:`bounds` holds one ``(low, high)`` per feature."""
+        return self.bounds is not None and isinstance(self.bounds[0], tuple)
+
+    @property
+    def max_width(self) -> float:
+        """The largest ``high − low`` of the bounds (inf without bounds)."""
+        if self.bounds is None:
+            return math.inf
+        if self.per_feature:
+            return max(h - l for l, h in zip(*self.bounds))
+        return self.bounds[1] - self.bounds[0]
 
     def _key(self) -> tuple[Any, ...]:
         return (self.eps, self.step, self.steps, self.norm, self.random_start, self.restarts, self.bounds)
@@ -112,9 +128,18 @@ class ThreatModel:
 
     def check_inputs(self, input_shape: tuple[int, ...]) -> None:
         """Refuse an ℓ2 ball larger than the data range's diameter for inputs of ``input_shape``."""
-        if self.norm != "l2" or self.bounds is None:
+        if self.bounds is None:
             return
-        diameter = (self.bounds[1] - self.bounds[0]) * math.sqrt(math.prod(input_shape))
+        size = math.prod(input_shape)
+        if self.per_feature and len(self.bounds[0]) != size:
+            raise WpgdkitError(f"bounds have {len(self.bounds[0])} values per side; inputs "
+                               f"{'×'.join(map(str, input_shape))} have {size} features")
+        if self.norm != "l2":
+            return
+        if self.per_feature:
+            diameter = math.sqrt(sum((h - l) ** 2 for l, h in zip(*self.bounds)))
+        else:
+            diameter = (self.bounds[1] - self.bounds[0]) * math.sqrt(size)
         if self.eps > diameter:
             raise WpgdkitError(f"eps must be at most {diameter:g} (the diameter of the data range for inputs "
                                f"{'×'.join(map(str, input_shape))}) for l2, got {self.eps!r}")
@@ -136,7 +161,7 @@ class ThreatModel:
         """Plain JSON values; ``step_size`` is the step in use."""
         return {"norm": self.norm, "eps": self.eps, "step_size": self.step, "steps": self.steps,
                 "random_start": self.random_start, "restarts": self.restarts,
-                "bounds": list(self.bounds) if self.bounds is not None else None}
+                "bounds": _bounds_json(self.bounds)}
 
     @classmethod
     def from_dict(cls, section: dict[str, Any], *, default_bounds: tuple[float, float] | None = (0.0, 1.0)) -> ThreatModel:
@@ -148,9 +173,38 @@ class ThreatModel:
                    bounds=tuple(bounds) if bounds is not None else None)
 
 
+def _check_bounds(bounds: Any) -> tuple:
+    """``(low, high)`` floats with low < high, or per-feature ``(lows, highs)`` tuples with lows ≤ highs."""
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        raise WpgdkitError(f"bounds must be (low, high), got {bounds!r}") from None
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and not isinstance(low, bool):
+        low, high = float(low), float(high)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise WpgdkitError(f"bounds must be (low, high) with low < high, got {bounds}")
+        return (low, high)
+    try:
+        lows, highs = tuple(float(v) for v in low), tuple(float(v) for v in high)
+    except (TypeError, ValueError):
+        raise WpgdkitError("bounds must be (low, high) numbers or per-feature (lows, highs) sequences") from None
+    if not lows or len(lows) != len(highs):
+        raise WpgdkitError(f"per-feature bounds need as many lows as highs, got {len(lows)} and {len(highs)}")
+    # A feature constant over the training data has low == high: the adversary cannot move it.
+    if not all(math.isfinite(l) and math.isfinite(h) and l <= h for l, h in zip(lows, highs)):
+        raise WpgdkitError("per-feature bounds must be finite with low ≤ high for every feature")
+    return (lows, highs)
+
+
+def _bounds_json(bounds: Any) -> list | None:
+    if bounds is None:
+        return None
+    return [list(side) if isinstance(side, tuple) else side for side in bounds]
+
+
 def format_budget(eps: float, bounds: tuple[float, float] | None = (0.0, 1.0)) -> str:
     """``8/255`` for a whole number of 8-bit grey levels on [0, 1] images, else ``%g`` (``0.1``, ``0.5``)."""
-    if bounds is not None and tuple(bounds) == (0.0, 1.0):
+    if bounds is not None and not isinstance(bounds[0], (tuple, list)) and tuple(bounds) == (0.0, 1.0):
         levels = eps * 255
         if round(levels) >= 1 and abs(levels - round(levels)) < 1e-6:
             return f"{int(round(levels))}/255"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import types
 
-from wpgdkit.audit.core import AUDIT_SCHEMA, AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit
+from wpgdkit.audit.core import AUDIT_SCHEMA, AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit, audit_model
 from wpgdkit.audit.scores import (
     SCORE_NORMALIZATIONS,
     accuracy_gap,
@@ -32,6 +32,7 @@ __all__ = [
     "ModelPredictions",
     "accuracy_gap",
     "audit",
+    "audit_model",
     "confusion_matrix",
     "entropy_histogram",
     "error_rate",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,13 +32,23 @@ from wpgdkit.audit.scores import (
     prediction_entropy,
     weighted_score,
 )
-from wpgdkit.checkpoint import Checkpoint
+from wpgdkit.audit.subjects import (
+    AuditData,
+    AuditSubject,
+    check_compatible,
+    load_subject,
+    resolve_data,
+    same_file,
+    subject_from_module,
+    subject_from_source,
+    unique_names,
+)
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.inputs import Range, check_number, check_seed, input_file
 from wpgdkit.labelmetric.compare import Correlation
 from wpgdkit.labelmetric.core import LabelMetric
 
-__all__ = ["AuditConfig", "ModelPredictions", "ModelAudit", "AuditReport", "audit", "AUDIT_SCHEMA"]
+__all__ = ["AuditConfig", "ModelPredictions", "ModelAudit", "AuditReport", "audit", "audit_model", "AUDIT_SCHEMA"]
 
 AUDIT_SCHEMA = "wpgdkit-audit/1"
 
@@ -49,7 +60,27 @@ class AuditConfig:
     Attributes
     ----------
     checkpoints : tuple of str
-        The models to audit (all trained on the same dataset and classes).
+        Model files to audit, recognised by content: wpgdkit checkpoints (all
+        trained on the same dataset and classes), TorchScript archives and
+        ``torch.export`` programs.
+    model : ModelSource or None
+        One more model, from anywhere (``--model torchvision:resnet18
+        --weights ft.pt``); also the permission to import the user's module
+        for checkpoints trained with it.
+    dataset : str or None
+        The data of models that carry none (a registry name, a ``.npz`` or
+        ``.csv`` file, ``imagefolder:PATH``); for checkpoints trained on files,
+        where those files are now.
+    data_options : DataOptions or None
+        How to read a dataset file (:class:`~wpgdkit.datasets.files.DataOptions`).
+    classes : tuple of str or None
+        The classes of models that carry none (names or indices, in the
+        model's output order); default all of the dataset's.
+    model_dir, download, threat_model
+        For ``robustbench:NAME`` models: where RobustBench keeps its
+        checkpoints (default ``$WPGDKIT_MODEL_DIR``, else ``./models``),
+        whether it may download a missing one, and its threat model (default:
+        from ``norm``: Linf or L2).
     baseline : str or None
         Checkpoint whose natural confusion the accuracy gap is taken against
         (typically the cross-entropy model); need not be among ``checkpoints``.
@@ -85,7 +116,14 @@ class AuditConfig:
         Entropy histogram bins.
     """
 
-    checkpoints: tuple[str, ...]
+    checkpoints: tuple[str, ...] = ()
+    model: Any = None
+    dataset: str | None = None
+    data_options: Any = None
+    classes: tuple[str, ...] | None = None
+    model_dir: str | None = None
+    download: bool = False
+    threat_model: str | None = None
     baseline: str | None = None
     reference: str | None = None
     metric: str | None = None
@@ -125,9 +163,11 @@ class ModelAudit:
     Attributes
     ----------
     name, checkpoint : str
-        A short name (the file's stem, made unique) and the path.
+        A short name (the file's stem, made unique) and the path (or the
+        model source's spec).
     method : str
-        How it was trained (ce, pgd, wpgd), with ``p`` and ``train_eps``.
+        How it was trained (ce, pgd, wpgd), with ``p`` and ``train_eps``;
+        ``external`` for a model wpgdkit did not train.
     natural_error, adversarial_error : float
         NE, AE in %.
     confusion_natural, confusion_adversarial : Tensor of shape (K, K), int64
@@ -173,6 +213,7 @@ class AuditReport:
     metric: LabelMetric | None
     metric_origin: str | None
     models: list[ModelAudit] = field(default_factory=list)
+    eps_units: str | None = None
     baseline: str | None = None
     reference: str | None = None
     baseline_natural_error: float | None = None
@@ -215,6 +256,7 @@ class AuditReport:
             "class_counts": torch.bincount(self.labels, minlength=self.num_classes).tolist(),
             "classes": list(self.classes),
             "attack": self.attack.to_dict(),
+            "eps_units": self.eps_units,
             "metric": None if self.metric is None else {
                 "origin": self.metric_origin, "matrix": self.metric.matrix.tolist(),
                 "provenance": self.metric.provenance.to_dict(),
@@ -264,6 +306,7 @@ def _model_dict(report: AuditReport, m: ModelAudit) -> dict[str, Any]:
         "confusion_natural": {"counts": m.confusion_natural.tolist(),
                               "rates": confusion_matrix(y, p.natural, k, normalize="true").tolist()},
         "confusion_adversarial": {"counts": m.confusion_adversarial.tolist(), "rates": rates_adv.tolist()},
+        "per_class": per_class_errors(y, p.natural, p.adversarial, report.classes),
         "directional_robustness": _directional(rates_adv, report.classes),
         "gap": _tensor_list(m.gap),
         "correlation": None if m.correlation is None else m.correlation.to_dict(),
@@ -272,6 +315,18 @@ def _model_dict(report: AuditReport, m: ModelAudit) -> dict[str, Any]:
         "mistake_severity": {"natural": m.severity_natural, "adversarial": m.severity_adversarial},
         "entropy": entropy,
     }
+
+
+def per_class_errors(y: Tensor, natural: Tensor, adversarial: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """NE and AE (%) of each true class, with its point count; None for a class with no points."""
+    out = []
+    for i, name in enumerate(classes):
+        members = y == i
+        n = int(members.sum())
+        out.append({"class": name, "points": n,
+                    "natural_error": error_rate(y[members], natural[members]) if n else None,
+                    "adversarial_error": error_rate(y[members], adversarial[members]) if n else None})
+    return out
 
 
 def _directional(rates: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -284,56 +339,17 @@ def _directional(rates: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]
 # --- loading --------------------------------------------------------------------------
 
 
-@dataclass
-class _Loaded:
-    path: str
-    name: str
-    checkpoint: Checkpoint
-
-
-def _load(path: str) -> _Loaded:
-    from wpgdkit.checkpoint import load_checkpoint
-
-    return _Loaded(path=str(path), name=Path(path).stem, checkpoint=load_checkpoint(path))
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
-
-
-def _check_compatible(first: _Loaded, other: _Loaded, role: str) -> None:
-    a, b = first.checkpoint.data, other.checkpoint.data
-    if a.dataset != b.dataset:
-        raise WpgdkitError(f"{role} {other.path} was trained on {b.dataset}, but {first.path} on {a.dataset}")
-    if a.classes != b.classes:
-        raise WpgdkitError(f"{role} {other.path} was trained on other classes than {first.path} "
-                           f"({', '.join(b.classes[:4])}, ... vs {', '.join(a.classes[:4])}, ...)")
-
-
-def _unique_names(loaded: list[_Loaded]) -> None:
-    seen: dict[str, int] = {}
-    for item in loaded:
-        count = seen.get(item.name, 0)
-        seen[item.name] = count + 1
-        if count:
-            item.name = f"{item.name}-{count + 1}"
-
-
-def _resolve_metric(config: AuditConfig, loaded: list[_Loaded]) -> tuple[LabelMetric | None, str | None]:
-    """The metric: ``config.metric``, else the first checkpoint's, else the dataset's shipped one; over the run's classes."""
-    from wpgdkit.datasets import get_dataset
+def _resolve_metric(metric_file: str | None, subjects: list[AuditSubject],
+                    data: AuditData) -> tuple[LabelMetric | None, str | None]:
+    """The metric: ``metric_file``, else the first checkpoint's, else the dataset's shipped one; over the audit's classes."""
     from wpgdkit.labelmetric import read_metric, validate_metric
     from wpgdkit.labelmetric.align import align_metric, shipped_metric_file
     from wpgdkit.resources import metrics_dir
 
-    data = loaded[0].checkpoint.data
-    if config.metric is not None:
-        metric, origin = read_metric(config.metric), str(config.metric)
+    if metric_file is not None:
+        metric, origin = read_metric(metric_file), str(metric_file)
     else:
-        carried = next((item for item in loaded if item.checkpoint.metric is not None), None)
+        carried = next((s for s in subjects if s.checkpoint is not None and s.checkpoint.metric is not None), None)
         if carried is not None:
             metric, origin = carried.checkpoint.metric, f"checkpoint {carried.path}"
         else:
@@ -341,16 +357,29 @@ def _resolve_metric(config: AuditConfig, loaded: list[_Loaded]) -> tuple[LabelMe
             if file is None:
                 return None, None
             metric, origin = read_metric(file), f"shipped {file.relative_to(metrics_dir())}"
+    return _align(metric, data, origin), origin
+
+
+def _align(metric: LabelMetric, data: AuditData, origin: str) -> LabelMetric:
+    from wpgdkit.labelmetric import validate_metric
+    from wpgdkit.labelmetric.align import align_metric
+
     validate_metric(metric, allow_asymmetric=True)
-    return align_metric(metric, data.classes, get_dataset(data.dataset).classes, origin=f"the metric from {origin}"), origin
+    return align_metric(metric, data.classes, data.dataset_classes, origin=f"the metric from {origin}")
 
 
-def _attack_config(config: AuditConfig, loaded: list[_Loaded]) -> AttackConfig:
+def _attack_config(config: AuditConfig, subjects: list[AuditSubject], data: AuditData) -> AttackConfig:
     """The budget from the parameters, else from the adversarially trained checkpoints."""
-    trained = [item for item in loaded if item.checkpoint.method != "ce"] or loaded
+    checkpoints = [s for s in subjects if s.checkpoint is not None]
+    trained = [s for s in checkpoints if s.checkpoint.method != "ce"] or checkpoints
     eps, norm = config.eps, config.norm
+    if eps is None and not trained:
+        raise WpgdkitError("a model from outside wpgdkit carries no training budget: give eps (e.g. 8/255) "
+                           "and norm")
     if eps is None or norm is None:
-        budgets = {(item.checkpoint.threat.eps, item.checkpoint.threat.norm) for item in trained}
+        budgets = {(s.checkpoint.threat.eps, s.checkpoint.threat.norm) for s in trained}
+        if not budgets:
+            budgets = {(eps, "linf")}
         if len(budgets) > 1:
             listed = ", ".join(f"{n} ε={e:g}" for e, n in sorted(budgets))
             raise WpgdkitError(f"the checkpoints were trained with different budgets ({listed}); give eps and norm")
@@ -358,8 +387,8 @@ def _attack_config(config: AuditConfig, loaded: list[_Loaded]) -> AttackConfig:
         eps = train_eps if eps is None else eps
         norm = train_norm if norm is None else norm
     threat = ThreatModel(eps=eps, step_size=config.step_size, steps=config.steps, norm=norm, restarts=config.restarts,
-                         bounds=loaded[0].checkpoint.data.input_range,
-                         eps_text=config.eps_text if config.eps is not None else None)
+                         bounds=data.input_range, eps_text=config.eps_text if config.eps is not None else None)
+    threat.check_inputs(data.input_shape)
     return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam)
 
 
@@ -380,9 +409,21 @@ AUDIT_RANGES: dict[str, Range] = {
 
 
 def _validate(config: AuditConfig) -> None:
-    """Every number in its range and every input file a readable file, before any checkpoint is loaded."""
-    if not config.checkpoints:
-        raise WpgdkitError("give at least one checkpoint to audit")
+    """Every number in its range and every input file a readable file, before any model is loaded."""
+    if not config.checkpoints and config.model is None:
+        raise WpgdkitError("give at least one model to audit: a checkpoint or model file, or --model")
+    _validate_settings(config)
+    # A folder, a missing or unreadable file: one line saying which, not "not found" for a folder.
+    for path in config.checkpoints:
+        input_file(path, what="model file")
+    for role in ("baseline", "reference"):
+        if getattr(config, role) is not None:
+            input_file(getattr(config, role), what=f"--{role} model file")
+    if config.metric is not None:
+        input_file(config.metric, what="--metric file")
+
+
+def _validate_settings(config: AuditConfig) -> None:
     if config.score_normalize not in SCORE_NORMALIZATIONS:
         raise WpgdkitError(f"unknown score normalisation {config.score_normalize!r}; "
                            f"choose one of: {', '.join(SCORE_NORMALIZATIONS)}")
@@ -391,14 +432,8 @@ def _validate(config: AuditConfig) -> None:
         if value is not None or name in ("steps", "restarts", "batch_size", "bins", "attack_p", "attack_lam"):
             check_number(name, value, valid)
     check_seed("seed", config.seed)
-    # A folder, a missing or unreadable file: one line saying which, not "not found" for a folder.
-    for path in config.checkpoints:
-        input_file(path, what="checkpoint")
-    for role in ("baseline", "reference"):
-        if getattr(config, role) is not None:
-            input_file(getattr(config, role), what=f"--{role} checkpoint")
-    if config.metric is not None:
-        input_file(config.metric, what="--metric file")
+    if config.split not in ("train", "test"):
+        raise WpgdkitError(f"unknown split {config.split!r}; choose one of: train, test")
     from wpgdkit.attacks import get_attack
 
     get_attack(config.attack)
@@ -435,7 +470,7 @@ def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int,
 
 
 def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> AuditReport:
-    """Audit one or more checkpoints against one adversary and one label metric.
+    """Audit one or more models against one adversary and one label metric.
 
     Parameters
     ----------
@@ -446,60 +481,70 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
     Returns
     -------
     report : AuditReport
-        Per model: NE, AE, confusion matrices, the gap to the baseline and its
-        correlation with the metric, S and S − S_ref, mistake severity and
-        prediction entropies.
+        Per model: NE, AE (overall and per class), confusion matrices, the gap
+        to the baseline and its correlation with the metric, S and
+        S − S_ref, mistake severity and prediction entropies.
 
     Raises
     ------
     WpgdkitError
-        For unreadable checkpoints, checkpoints of different datasets or
-        classes, a metric over other classes, or bad settings.
+        For unreadable model files, checkpoints of different datasets or
+        classes, a model that does not fit the data, a metric over other
+        classes, missing dataset or ε for a foreign model, or bad settings.
     """
-    from wpgdkit.attacks import create_attack
-    from wpgdkit.device import resolve_device
     from wpgdkit.training.data import load_eval_split
 
     _validate(config)
-    loaded = [_load(path) for path in config.checkpoints]
-    _unique_names(loaded)
-    first = loaded[0]
-    for item in loaded[1:]:
-        _check_compatible(first, item, "checkpoint")
-    extra: dict[str, _Loaded] = {}
+    subjects = [load_subject(path) for path in config.checkpoints]
+    if config.model is not None:
+        subjects.append(subject_from_source(config.model))
+    unique_names(subjects)
+    first = subjects[0]
+    for item in subjects[1:]:
+        check_compatible(first, item, "model")
+    extra: dict[str, AuditSubject] = {}
     for role, path in (("baseline", config.baseline), ("reference", config.reference)):
         if path is None:
             continue
-        match = next((item for item in loaded if _same_file(item.path, path)), None)
+        match = next((item for item in subjects if item.kind != "source" and same_file(item.path, path)), None)
         if match is None:
-            match = _load(path)
+            match = load_subject(path)
             match.name = f"{role}:{match.name}"
-            _check_compatible(first, match, f"--{role}")
+            check_compatible(first, match, f"--{role}")
         extra[role] = match
-    attack = _attack_config(config, loaded)
-    metric, origin = _resolve_metric(config, loaded)
+    data = resolve_data(subjects + list(extra.values()), dataset=config.dataset, options=config.data_options,
+                        classes=config.classes)
+    attack = _attack_config(config, subjects + list(extra.values()), data)
+    metric, origin = _resolve_metric(config.metric, subjects, data)
     if attack.entry.needs_metric and metric is None:
         raise WpgdkitError(f"the {attack.name} attack needs a label metric and none was found; give one (metric)")
     attack.check()
-    device = resolve_device(config.device)
-    data = first.checkpoint.data
-    classes = data.classes
     x, y = load_eval_split(data.dataset, data.class_indices, split=config.split, data_dir=config.data_dir,
                            limit=config.limit, seed=data.seed)
-    cost64 = torch.tensor(metric.matrix, dtype=torch.float64) if metric is not None else None
-    k = len(classes)
+    return _run(config, subjects, extra, data, attack, metric, origin, x, y, progress=progress)
 
-    # Every model to run, each once: the audited ones, then a baseline or
-    # reference that is not among them (the baseline needs no attack).
-    jobs: list[tuple[_Loaded, bool]] = [(item, True) for item in loaded]
-    if "reference" in extra and all(extra["reference"] is not item for item in loaded):
+
+def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, AuditSubject], data: AuditData,
+         attack: AttackConfig, metric: LabelMetric | None, origin: str | None, x: Tensor, y: Tensor, *,
+         progress: AuditProgress | None) -> AuditReport:
+    """Attack every model once (the reference too; the baseline needs no attack) and measure."""
+    from wpgdkit.attacks import create_attack
+    from wpgdkit.device import resolve_device
+
+    device = resolve_device(config.device)
+    k = len(data.classes)
+    cost64 = torch.tensor(metric.matrix, dtype=torch.float64) if metric is not None else None
+    jobs: list[tuple[AuditSubject, bool]] = [(item, True) for item in subjects]
+    if "reference" in extra and all(extra["reference"] is not item for item in subjects):
         jobs.append((extra["reference"], True))
     if "baseline" in extra and all(extra["baseline"] is not job for job, _ in jobs):
         jobs.append((extra["baseline"], False))
     predictions: dict[int, ModelPredictions] = {}
     n_batches = math.ceil(len(x) / config.batch_size)
+    robustbench = _robustbench_options(config, data, attack)
     for item, attacked in jobs:
-        model = item.checkpoint.build_model(device)
+        model = item.build(device, num_classes=k, input_shape=tuple(x.shape[1:]), trusted_source=config.model,
+                           robustbench_options=robustbench)
         adversary = create_attack(attack, model, metric=metric) if attacked else None
         if progress is not None:
             progress.start_model(item.name, n_batches)
@@ -508,8 +553,8 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
         predictions[id(item)] = ModelPredictions(*outs)
         del model
 
-    report = AuditReport(config=config, attack=attack, dataset=data.dataset, classes=classes, labels=y,
-                         metric=metric, metric_origin=origin,
+    report = AuditReport(config=config, attack=attack, dataset=data.dataset, classes=data.classes, labels=y,
+                         metric=metric, metric_origin=origin, eps_units=data.eps_units,
                          baseline=extra["baseline"].path if "baseline" in extra else None,
                          reference=extra["reference"].path if "reference" in extra else None)
     baseline_rates = None
@@ -521,19 +566,201 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
         ref = predictions[id(extra["reference"])]
         report.reference_score = weighted_score(confusion_matrix(y, ref.adversarial, k), cost64,
                                                 normalize=config.score_normalize)
-    for item in loaded:
+    for item in subjects:
         report.models.append(_measure(item, predictions[id(item)], y, k, cost64, baseline_rates, report, config))
     return report
 
 
-def _measure(item: _Loaded, pred: ModelPredictions, y: Tensor, k: int, cost: Tensor | None,
+def _robustbench_options(config: AuditConfig, data: AuditData, attack: AttackConfig) -> dict[str, Any] | None:
+    """RobustBench's dataset and threat model from the audit's, for a ``robustbench:NAME`` model."""
+    if config.model is None or config.model.kind() != "robustbench":
+        return None
+    from wpgdkit.models.robustbench import robustbench_threat_for
+
+    threat_model = config.threat_model or robustbench_threat_for(attack.threat.norm)
+    return {"dataset": data.dataset, "threat_model": threat_model, "model_dir": config.model_dir,
+            "download": config.download}
+
+
+def audit_model(
+    model: Any,
+    data: Any,
+    *,
+    metric: LabelMetric | str | None = None,
+    attack: AttackConfig | ThreatModel | None = None,
+    baseline: Any = None,
+    reference: Any = None,
+    classes: Sequence[str] | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    seed: int = 0,
+    score_normalize: str = "true",
+    bins: int = 20,
+    data_options: Any = None,
+    progress: AuditProgress | None = None,
+) -> AuditReport:
+    """Audit models that exist only in Python (a notebook's ``nn.Module``): the record ``wpgdkit audit`` writes.
+
+    Parameters
+    ----------
+    model : torch.nn.Module, or dict of str to torch.nn.Module
+        The model(s) to audit. Each maps pixel-space inputs ``(N, *input_shape)``
+        (inside the data's bounds, e.g. [0, 1] images) to logits ``(N, K)``;
+        a model that expects normalised inputs must normalise itself (wrap it
+        with :class:`~wpgdkit.models.Normalize`). A dict names them.
+    data : (Tensor, Tensor), str or DatasetSpec
+        ``(x, y)``: inputs ``(N, *input_shape)`` and labels ``(N,)`` in 0..K−1;
+        or a dataset (a registry name, a ``.npz``/``.csv`` file,
+        ``imagefolder:PATH``, or a spec) whose ``split`` is audited.
+    metric : LabelMetric or str, keyword-only, optional
+        The label metric C (K, K) (or a metric file); needed for S, ρ and the
+        ``wpgd``/``cost-targeted`` attacks. Default: the dataset's shipped one, if any.
+    attack : AttackConfig or ThreatModel, keyword-only
+        The adversary; a :class:`~wpgdkit.attacks.ThreatModel` means PGD on
+        cross-entropy with that budget. Its ``bounds`` are replaced by the data's.
+    baseline, reference : str or torch.nn.Module, keyword-only, optional
+        The model the accuracy gap is taken against, and the one whose S is
+        subtracted (paper: the CE and PGD models): a name from ``model``'s dict
+        or another module.
+    classes : sequence of str, keyword-only, optional
+        Class names for ``(x, y)`` data (default: the metric's, else "0".."K−1");
+        for a dataset, a subset of its classes in the model's output order.
+    split, limit, batch_size, device, seed, score_normalize, bins, data_options : keyword-only
+        As in :class:`AuditConfig`.
+    progress : keyword-only, optional
+
+    Returns
+    -------
+    report : AuditReport
+        ``report.to_dict()`` is the ``wpgdkit audit --json`` document
+        (schema ``wpgdkit-audit/1``); models are marked ``method: "external"``.
+
+    Raises
+    ------
+    WpgdkitError
+        For data or a model that do not fit each other, a metric over other
+        classes, a missing attack, or settings out of range.
+
+    Examples
+    --------
+    >>> from wpgdkit import audit_model, ThreatModel  # doctest: +SKIP
+    >>> report = audit_model({"mine": net}, (x_test, y_test), metric="metrics/cifar10-wordnet.csv",
+    ...                      attack=ThreatModel(eps=8/255, steps=20))
+    >>> report.to_dict()["models"][0]["adversarial_error"]
+    """
+    from wpgdkit.attacks import AttackConfig as _AttackConfig
+
+    if attack is None:
+        raise WpgdkitError("give attack: an AttackConfig, or a ThreatModel for PGD on cross-entropy "
+                           "(e.g. ThreatModel(eps=8/255, steps=20))")
+    if isinstance(attack, ThreatModel):
+        attack = _AttackConfig("pgd", attack)
+    if not isinstance(attack, _AttackConfig):
+        raise WpgdkitError(f"attack must be an AttackConfig or a ThreatModel, got {type(attack).__name__}")
+    models = dict(model) if isinstance(model, dict) else {getattr(model, "model_name", None) or "model": model}
+    if not models:
+        raise WpgdkitError("give at least one model to audit")
+    subjects = [subject_from_module(m, str(name)) for name, m in models.items()]
+    unique_names(subjects)
+    extra = {role: _role_subject(role, value, subjects) for role, value in
+             (("baseline", baseline), ("reference", reference)) if value is not None}
+    threat = attack.threat
+    config = AuditConfig(checkpoints=tuple(s.name for s in subjects), attack=attack.name, eps=threat.eps,
+                         norm=threat.norm, step_size=threat.step_size, eps_text=threat.eps_text, steps=threat.steps,
+                         restarts=threat.restarts, attack_p=attack.p, attack_lam=attack.lam,
+                         score_normalize=score_normalize, split=split, limit=limit, batch_size=batch_size,
+                         device=device, seed=seed, bins=bins,
+                         baseline=extra["baseline"].path if "baseline" in extra else None,
+                         reference=extra["reference"].path if "reference" in extra else None)
+    _validate_settings(config)
+    resolved, x, y = _python_data(data, metric, classes, split=split, limit=limit, seed=seed, options=data_options)
+    if isinstance(metric, (str, os.PathLike)):
+        from wpgdkit.labelmetric import read_metric
+
+        metric_value, origin = _align(read_metric(metric), resolved, str(metric)), str(metric)
+    elif metric is not None:
+        metric_value, origin = _align(metric, resolved, "the metric given"), "the metric given"
+    elif isinstance(data, tuple):
+        metric_value, origin = None, None
+    else:
+        metric_value, origin = _resolve_metric(None, subjects, resolved)
+    attack = _AttackConfig(attack.name, threat.replace(bounds=resolved.input_range), p=attack.p, lam=attack.lam)
+    attack.threat.check_inputs(resolved.input_shape)
+    if attack.entry.needs_metric and metric_value is None:
+        raise WpgdkitError(f"the {attack.name} attack needs a label metric; give metric")
+    attack.check()
+    return _run(config, subjects, extra, resolved, attack, metric_value, origin, x, y, progress=progress)
+
+
+def _role_subject(role: str, value: Any, subjects: list[AuditSubject]) -> AuditSubject:
+    if isinstance(value, str):
+        match = next((s for s in subjects if s.name == value), None)
+        if match is None:
+            raise WpgdkitError(f"{role} {value!r} is not one of the audited models ({', '.join(s.name for s in subjects)})")
+        return match
+    match = next((s for s in subjects if s.module is value), None)
+    return match if match is not None else subject_from_module(value, role)
+
+
+def _python_data(data: Any, metric: Any, classes: Sequence[str] | None, *, split: str, limit: int | None, seed: int,
+                 options: Any) -> tuple[AuditData, Tensor, Tensor]:
+    """:class:`AuditData` and the points, from ``(x, y)`` tensors or a dataset."""
+    from wpgdkit.training.data import load_eval_split
+
+    if isinstance(data, tuple):
+        return _tensor_data(data, metric, classes, limit=limit)
+    name = getattr(data, "name", data)
+    if not isinstance(name, str):
+        raise WpgdkitError(f"data must be (x, y) tensors, a dataset name or file, or a DatasetSpec; "
+                           f"got {type(data).__name__}")
+    spec_classes = tuple(classes) if classes else None
+    resolved = resolve_data([], dataset=name, options=options, classes=spec_classes)
+    x, y = load_eval_split(resolved.dataset, resolved.class_indices, split=split, limit=limit, seed=seed)
+    return resolved, x, y
+
+
+def _tensor_data(data: tuple, metric: Any, classes: Sequence[str] | None, *,
+                 limit: int | None) -> tuple[AuditData, Tensor, Tensor]:
+    if len(data) != 2:
+        raise WpgdkitError(f"data as a tuple must be (x, y), got {len(data)} items")
+    x, y = (torch.as_tensor(v) for v in data)
+    if not x.is_floating_point():
+        raise WpgdkitError(f"x must hold floating-point inputs, got {x.dtype}")
+    if y.dim() != 1 or len(y) != len(x) or len(x) == 0:
+        raise WpgdkitError(f"x and y must hold the same positive number of points (x {tuple(x.shape)}, "
+                           f"y {tuple(y.shape)})")
+    if y.is_floating_point() and not bool((y == y.round()).all()):
+        raise WpgdkitError("y must hold integer class labels")
+    y = y.to(torch.int64)
+    if not bool(torch.isfinite(x).all()):
+        raise WpgdkitError("x holds NaN or infinite values")
+    if classes is None and metric is not None and not isinstance(metric, (str, os.PathLike)):
+        classes = metric.classes
+    k = len(classes) if classes is not None else int(y.max()) + 1
+    if int(y.min()) < 0 or int(y.max()) >= k:
+        raise WpgdkitError(f"labels must be in 0..{k - 1} ({k} classes), got {int(y.min())}..{int(y.max())}")
+    names = tuple(str(c) for c in classes) if classes is not None else tuple(str(i) for i in range(k))
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    low, high = float(x.min()), float(x.max())
+    # Images in [0, 1] keep the usual pixel bounds; other data is left unbounded.
+    bounds = (0.0, 1.0) if 0.0 <= low and high <= 1.0 and x.dim() >= 3 else None
+    resolved = AuditData(dataset="tensors", classes=names, class_indices=tuple(range(k)), dataset_classes=names,
+                         input_shape=tuple(x.shape[1:]), input_range=bounds,
+                         eps_units="pixel intensity in [0, 1]" if bounds else "the inputs' own units")
+    return resolved, x.float(), y
+
+
+def _measure(item: AuditSubject, pred: ModelPredictions, y: Tensor, k: int, cost: Tensor | None,
              baseline_rates: Tensor | None, report: AuditReport, config: AuditConfig) -> ModelAudit:
-    run = item.checkpoint.settings
-    method = run.method
+    run = item.checkpoint.settings if item.checkpoint is not None else None
+    method = item.method
     m = ModelAudit(
         name=item.name, checkpoint=item.path, method=method,
-        p=run.p if method == "wpgd" else None,
-        train_eps=run.threat.eps if method != "ce" else None,
+        p=run.p if run is not None and method == "wpgd" else None,
+        train_eps=run.threat.eps if run is not None and method != "ce" else None,
         natural_error=error_rate(y, pred.natural), adversarial_error=error_rate(y, pred.adversarial),
         confusion_natural=confusion_matrix(y, pred.natural, k),
         confusion_adversarial=confusion_matrix(y, pred.adversarial, k),

@@ -14,6 +14,18 @@ from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS, list_attacks
 from wpgdkit.datasets import SPLITS
 from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
+from wpgdkit.cli._dataopts import (
+    DATASET_HELP,
+    BoundsOption,
+    DataTestOption,
+    ImageSizeOption,
+    LabelColumnOption,
+    StandardizeOption,
+    SynsetsOption,
+    TestFractionOption,
+    data_options,
+)
+from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, ModelOpt, StdOpt, WeightsOpt, model_source
 from wpgdkit.cli._progress import RichAuditProgress, interruptible
 
 AttackName = choices("AttackName", list_attacks())
@@ -23,12 +35,37 @@ SplitName = choices("AuditSplitName", list(SPLITS))
 
 
 def audit(
-    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoints to audit (.pt), all of one dataset and class set.")],
-    baseline: Annotated[Optional[Path], typer.Option(help="Checkpoint the accuracy gap is taken against (usually the CE model).")] = None,
-    reference: Annotated[Optional[Path], typer.Option(help="Checkpoint whose S is subtracted: S − S_ref (the paper's PGD model).")] = None,
+    checkpoints: Annotated[Optional[list[Path]], typer.Argument(
+        help="Model files to audit, recognised by content: wpgdkit checkpoints (all of one dataset and class set), "
+             "TorchScript archives, torch.export programs (.pt2).", show_default=False)] = None,
+    model: ModelOpt = None,
+    model_kwargs: ModelKwargsOpt = None,
+    weights: WeightsOpt = None,
+    input_shape: InputShapeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    dataset: Annotated[Optional[str], typer.Option(help=DATASET_HELP + " Needed for models that carry none; for "
+                                                   "checkpoints trained on files, where the files are now.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="The model's classes, in its output order, e.g. 3,5 or cat,dog "
+                                                   "(models that carry none; default all the dataset's).")] = None,
+    test: DataTestOption = None,
+    label_column: LabelColumnOption = None,
+    test_fraction: TestFractionOption = None,
+    bounds: BoundsOption = "data",
+    standardize: StandardizeOption = False,
+    image_size: ImageSizeOption = None,
+    synsets: SynsetsOption = None,
+    threat_model: Annotated[Optional[str], typer.Option(help="robustbench:NAME: RobustBench's threat model, Linf, L2 or "
+                                                        "corruptions (default: from --norm).")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option(help="robustbench:NAME: its checkpoint folder (default "
+                                                      "$WPGDKIT_MODEL_DIR, else ./models).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="robustbench:NAME: allow downloading a missing checkpoint.")] = False,
+    baseline: Annotated[Optional[Path], typer.Option(help="Model file the accuracy gap is taken against (usually the CE model).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Model file whose S is subtracted: S − S_ref (the paper's PGD model).")] = None,
     metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (default: a checkpoint's, else the dataset's shipped one).")] = None,
     attack: Annotated[AttackName, typer.Option(help="pgd: CE; wpgd: ℓ_W with the metric (attacker knows C); cost-targeted: towards each row's costliest class; autoattack: torchattacks (extra).")] = AttackName("pgd"),
-    eps: Annotated[Optional[str], typer.Option(help="Budget, e.g. 8/255 (default: the checkpoints' training ε).")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Budget, e.g. 8/255 (default: the checkpoints' training ε; "
+                                               "required for other models).")] = None,
     norm: Annotated[Optional[NormName], typer.Option(help="Threat model (default: the checkpoints').")] = None,
     steps: Annotated[int, typer.Option(help="Attack iterations.")] = 20,
     step_size: Annotated[Optional[str], typer.Option(help=f"Step, e.g. 1/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
@@ -48,18 +85,27 @@ def audit(
     plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.", callback=output_folder)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables.")] = False,
 ) -> None:
-    """Audit trained checkpoints: NE, AE, confusion matrices, accuracy gap G and ρ(G, C), score S (eq. 7).
+    """Audit models: NE, AE (per class too), confusion matrices, accuracy gap G and ρ(G, C), score S (eq. 7).
 
     Example: wpgdkit audit ce.pt pgd.pt wpgd-p2.5.pt --baseline ce.pt --reference pgd.pt --json audit.json.
-    Each model is attacked once; dataset, classes, metric and ε come from the checkpoints.
+    Each model is attacked once; dataset, classes, metric and ε come from wpgdkit checkpoints.
+    Models from elsewhere, in one command: wpgdkit audit --model torchvision:resnet18 --model-kwargs
+    '{"num_classes": 10}' --weights ft.pt --dataset cifar10 --eps 8/255; wpgdkit audit model.pt2 --dataset
+    data.npz --eps 0.1; wpgdkit audit --model robustbench:Wong2020Fast --dataset cifar10 --eps 8/255.
     """
     from wpgdkit.audit import AuditConfig
     from wpgdkit.audit import audit as run_audit
     from wpgdkit.budget import parse_budget, parse_lam
     from wpgdkit.device import torch_threads
 
+    from wpgdkit.cli._common import split_list
+
     config = AuditConfig(
-        checkpoints=tuple(str(c) for c in checkpoints),
+        checkpoints=tuple(str(c) for c in checkpoints or ()),
+        model=model_source(model, model_kwargs, weights, input_shape, mean, std), dataset=dataset,
+        data_options=data_options(test, label_column, test_fraction, bounds, standardize, image_size, synsets, seed),
+        classes=split_list(classes), threat_model=threat_model, model_dir=str(model_dir) if model_dir else None,
+        download=download,
         baseline=str(baseline) if baseline else None, reference=str(reference) if reference else None,
         metric=str(metric) if metric else None, attack=attack.value,
         eps=parse_budget(eps, name="--eps") if eps is not None else None, eps_text=eps, norm=norm.value if norm else None,
@@ -103,6 +149,7 @@ def _render(report, console) -> None:
         f"[bold]{escape(report.dataset)}[/bold] {report.config.split}: {len(report.labels)} points, "
         f"{report.num_classes} classes; attack {a.name} {t.norm} ε={escape(t.eps_label)}, {t.steps} steps, "
         f"{t.restarts} restart(s); metric: {escape(report.metric_origin or 'none')}"
+        + (f"; ε in {escape(report.eps_units)}" if report.eps_units else "")
     )
     table = Table(title="audit" if len(report.models) == 1 else "comparison")
     for col in ("model", "method", "NE %", "AE %", "ρ Pearson/Spearman", "S", "S − S_ref", "severity adv",
@@ -130,8 +177,33 @@ def _render(report, console) -> None:
         notes.append("no metric: no S, ρ or severity")
     if notes:
         console.print("[dim]" + "; ".join(notes) + "[/dim]")
+    if report.num_classes <= PER_CLASS_TABLE_MAX:
+        _render_per_class(report, wide)
     for m in report.models:
         _render_flips(report, m, console)
+
+
+#: The per-class table is shown up to this many classes (CIFAR-10, fault types, diagnoses); the JSON always has it.
+PER_CLASS_TABLE_MAX = 20
+
+
+def _render_per_class(report, console) -> None:
+    """NE / AE of each true class for every model: where robustness costs accuracy, class by class."""
+    from rich.markup import escape
+
+    from wpgdkit.audit.core import per_class_errors
+
+    table = Table(title="per class: NE % / AE %")
+    table.add_column("class", no_wrap=True)
+    table.add_column("points", justify="right")
+    rows = [per_class_errors(report.labels, m.predictions.natural, m.predictions.adversarial, report.classes)
+            for m in report.models]
+    for m in report.models:
+        table.add_column(escape(m.name), justify="right", no_wrap=True)
+    for i, name in enumerate(report.classes):
+        cells = [f"{_fmt(r[i]['natural_error'], '.1f')} / {_fmt(r[i]['adversarial_error'], '.1f')}" for r in rows]
+        table.add_row(escape(name), str(rows[0][i]["points"]), *cells)
+    console.print(table)
 
 
 def _render_flips(report, m, console, top: int = 5) -> None:

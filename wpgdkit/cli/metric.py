@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,7 +23,19 @@ from wpgdkit.cli._common import (
     write_json,
     output_file,
 )
-from wpgdkit.datasets import SPLITS, list_datasets
+from wpgdkit.cli._dataopts import (
+    DATASET_HELP,
+    BoundsOption,
+    DataTestOption,
+    ImageSizeOption,
+    LabelColumnOption,
+    StandardizeOption,
+    SynsetsOption,
+    TestFractionOption,
+    data_options,
+)
+from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, ModelOpt, StdOpt, WeightsOpt, model_source
+from wpgdkit.datasets import SPLITS
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric import (
     FORMATS,
@@ -54,16 +67,24 @@ app = typer.Typer(
 EXIT_CHECK_FAILED = 1
 
 # --help choices come from the same registries the library resolves names with.
-DatasetName = choices("DatasetName", list_datasets())
 SourceName = choices("SourceName", list_sources())
 Normalization = choices("Normalization", list(NORMALIZATIONS))
 SplitName = choices("SplitName", list(SPLITS))
-MEASURE_HELP = "; ".join(
-    f"{name}: {', '.join(get_source(name).measures)} "
-    f"(default {get_source(name).default_measure or 'the checkpoint attack norm'})"
-    for name in list_sources()
-    if get_source(name).measures
-)
+def _measure_help() -> str:
+    """The sources' measures for --help; a broken plugin source must not break every command's start-up."""
+    parts = []
+    for name in list_sources():
+        try:
+            source = get_source(name)
+        except WpgdkitError:
+            continue
+        if source.measures:
+            parts.append(f"{name}: {', '.join(source.measures)} "
+                         f"(default {source.default_measure or 'the checkpoint attack norm'})")
+    return "; ".join(parts)
+
+
+MEASURE_HELP = _measure_help()
 
 # Options shared by the commands that read a metric file.
 ClassListOption = Annotated[Optional[Path], typer.Option("--classes", help="Class names, one per line (needed for .npy).")]
@@ -80,8 +101,9 @@ def _check_output_path(out: Path | None) -> None:
 @app.command()
 def build(
     dataset: Annotated[
-        Optional[DatasetName],
-        typer.Option(help="Dataset whose classes the metric is over (boundary, confusion: the checkpoint's)."),
+        Optional[str],
+        typer.Option(help=DATASET_HELP + " The metric is over its classes (boundary, confusion: the checkpoint's, "
+                     "or the data a --model classifies)."),
     ] = None,
     source: Annotated[
         SourceName, typer.Option(help="Where the distances come from.")
@@ -114,7 +136,21 @@ def build(
     l2: Annotated[float, typer.Option(help="linear: ridge penalty on the pixel-space weights.")] = 1e-3,
     max_iter: Annotated[int, typer.Option(help="linear: L-BFGS iterations.")] = 200,
     checkpoint: Annotated[Optional[Path], typer.Option(
-        help="boundary, confusion: a model trained by 'wpgdkit train' (.pt); dataset and classes come from it.")] = None,
+        help="boundary, confusion: a model trained by 'wpgdkit train' (.pt; dataset and classes come from it), "
+             "or a TorchScript / torch.export file (with --dataset).")] = None,
+    model: ModelOpt = None,
+    model_kwargs: ModelKwargsOpt = None,
+    weights: WeightsOpt = None,
+    input_shape: InputShapeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    test: DataTestOption = None,
+    label_column: LabelColumnOption = None,
+    test_fraction: TestFractionOption = None,
+    bounds: BoundsOption = "data",
+    standardize: StandardizeOption = False,
+    image_size: ImageSizeOption = None,
+    synsets: SynsetsOption = None,
     split: Annotated[Optional[SplitName], typer.Option(
         help="boundary, confusion: the split the model is evaluated on (default test).")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", help="file: the matrix to import (.csv, .json, .npy).")] = None,
@@ -134,7 +170,10 @@ def build(
     """
     _check_output_path(out)
     config = BuildConfig(
-        source=source.value, dataset=dataset.value if dataset else None, measure=measure,
+        source=source.value, dataset=dataset, measure=measure,
+        model=model_source(model, model_kwargs, weights, input_shape, mean, std),
+        data_options=_data_options_or_none(test, label_column, test_fraction, bounds, standardize, image_size, synsets,
+                                           seed),
         classes=split_list(classes), normalize=normalize.value,
         wordnet_dir=str(wordnet_dir) if wordnet_dir else None, synset_map=str(synset_map) if synset_map else None,
         data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
@@ -151,6 +190,12 @@ def build(
     if not quiet:
         where = f"wrote {safe(out)}" if out else "CSV on stdout"
         stderr.print(f"{where}: {safe(metric_summary(metric))}")
+
+
+def _data_options_or_none(*values):
+    """The dataset-file options, or None when all are at their defaults (a registered dataset's case)."""
+    options = data_options(*values)
+    return None if dataclasses.replace(options, seed=0) == type(options)() else options
 
 
 def _load(path: Path, classes: Path | None, allow_asymmetric: bool) -> tuple[LabelMetric, MetricReport]:

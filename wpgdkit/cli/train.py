@@ -12,29 +12,52 @@ import typer
 from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
 from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS
 from wpgdkit.checkpoint import METHODS, SCHEDULES
+from wpgdkit.cli._dataopts import (
+    DATASET_HELP,
+    BoundsOption,
+    DataTestOption,
+    ImageSizeOption,
+    LabelColumnOption,
+    StandardizeOption,
+    SynsetsOption,
+    TestFractionOption,
+    data_options,
+)
+from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, StdOpt, WeightsOpt, model_source
 from wpgdkit.cli._progress import RichProgress, interruptible
-from wpgdkit.datasets import list_datasets
 from wpgdkit.errors import WpgdkitError
 
-DatasetName = choices("TrainDatasetName", list_datasets())
 MethodName = choices("MethodName", list(METHODS))
 NormName = choices("NormName", list(NORMS))
 ScheduleName = choices("ScheduleName", list(SCHEDULES))
 
-
-def _model_names() -> list[str]:
-    from wpgdkit.models import list_models
-
-    return list_models()
-
-
-ModelName = choices("ModelName", _model_names())
+_MODEL_HELP = ("The network: a registry name (see `wpgdkit models`), PKG.MODULE:FACTORY or path/to/file.py:FACTORY, "
+               "torchvision:NAME or timm:NAME (extra). Importing a module or .py file runs its code: name only code "
+               "you trust.")
 
 
 def train(
-    dataset: Annotated[DatasetName, typer.Option(help="Dataset to train on.")],
+    dataset: Annotated[str, typer.Option(help=DATASET_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint (.pt); the JSON-lines log goes beside it.", callback=output_file)],
-    model: Annotated[ModelName, typer.Option(help="Model registry name.")] = ModelName("small-cnn"),
+    model: Annotated[str, typer.Option(help=_MODEL_HELP, metavar="SPEC")] = "small-cnn",
+    model_kwargs: ModelKwargsOpt = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", metavar="FILE", help="Initial weights for --model (fine-tuning): .pt/.pth state dict (read with "
+        "weights_only=True) or .safetensors. Never runs code.")] = None,
+    input_shape: InputShapeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    test: DataTestOption = None,
+    label_column: LabelColumnOption = None,
+    test_fraction: TestFractionOption = None,
+    bounds: BoundsOption = "data",
+    standardize: StandardizeOption = False,
+    image_size: ImageSizeOption = None,
+    synsets: SynsetsOption = None,
+    class_weights: Annotated[Optional[str], typer.Option(
+        "--class-weights", metavar="balanced|FILE",
+        help="Weights of the outer cross-entropy per class: balanced (n / (K·n_k), as scikit-learn) or a file "
+             "(class,weight rows, or K numbers).")] = None,
     method: Annotated[MethodName, typer.Option(help="ce: clean; pgd: PGD adversarial training; wpgd: Wasserstein PGD.")] = MethodName("pgd"),
     metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (required for wpgd).")] = None,
     p: Annotated[float, typer.Option("--p", help="Power of the metric, C^p.")] = 1.0,
@@ -80,10 +103,14 @@ def train(
     from wpgdkit.training import train as run_training
 
     config = TrainConfig(
-        data=DataConfig(dataset=dataset.value, classes=split_list(classes), imbalance=imbalance,
+        data=DataConfig(dataset=dataset, classes=split_list(classes),
+                        options=data_options(test, label_column, test_fraction, bounds, standardize, image_size,
+                                             synsets, seed),
+                        imbalance=imbalance,
                         imbalance_class=imbalance_class, limit=limit, val_fraction=val_fraction, augment=augment,
                         data_dir=str(data_dir) if data_dir else None, download=download, seed=seed),
-        model=model.value, method=method.value, metric=str(metric) if metric else None, p=p, lam=parse_lam(lam),
+        model=model, model_source=_model_source(model, model_kwargs, weights, input_shape, mean, std),
+        class_weights=class_weights, method=method.value, metric=str(metric) if metric else None, p=p, lam=parse_lam(lam),
         norm=norm.value, eps=parse_budget(eps, name="--eps"),
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
         steps=steps, eval_steps=eval_steps, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -99,6 +126,16 @@ def train(
                 result = run_training(config, progress=progress)
     if not quiet and result.history:
         stderr.print(f"checkpoint: {result.checkpoint}  log: {log_path_for(result.checkpoint)}")
+
+
+def _model_source(model: str, model_kwargs, weights, input_shape, mean, std):
+    """A registry name alone stays a name (its checkpoints keep their fingerprints); anything else is a source."""
+    from wpgdkit.models.foreign import ModelSource
+
+    extras = (model_kwargs, weights, input_shape, mean, std)
+    if all(v is None for v in extras) and ModelSource(spec=model).kind() == "registry":
+        return None
+    return model_source(model, *extras)
 
 
 def _modified(path: Path) -> int | None:

@@ -10,11 +10,25 @@
 Built-in datasets: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``,
 ``tiny-imagenet`` and ``toy``. Files are looked for under ``data_dir``
 (default ``$WPGDKIT_DATA_DIR``, else ``./data``); see each spec's ``how_to_get``.
+
+Your own data: :func:`open_dataset` reads ``data.npz``, ``data.csv`` or
+``imagefolder:PATH`` (see :mod:`wpgdkit.datasets.files`), and
+:func:`dataset_from_arrays` takes arrays in memory; :func:`get_dataset`
+finds either by name afterwards.
 """
 
 from __future__ import annotations
 
 from wpgdkit.datasets.catalog import register_builtin_datasets
+from wpgdkit.datasets.files import (
+    DataFormatError,
+    DataOptions,
+    FolderImageDataset,
+    dataset_from_arrays,
+    is_dataset_reference,
+    open_dataset,
+    reopen_dataset,
+)
 from wpgdkit.datasets.memory import TensorFeatureDataset, TensorImageDataset
 from wpgdkit.datasets.registry import (
     SPLITS,
@@ -30,15 +44,22 @@ from wpgdkit.datasets.tiny_imagenet import ImageFileDataset
 
 __all__ = [
     "SPLITS",
+    "DataFormatError",
+    "DataOptions",
     "DatasetSpec",
+    "FolderImageDataset",
     "ImageFileDataset",
     "TensorFeatureDataset",
     "TensorImageDataset",
+    "dataset_from_arrays",
     "get_dataset",
+    "is_dataset_reference",
     "list_datasets",
     "load_split",
     "load_tensors",
+    "open_dataset",
     "register_dataset",
+    "reopen_dataset",
     "resolve_data_dir",
 ]
 

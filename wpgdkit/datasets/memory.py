@@ -52,17 +52,18 @@ class TensorImageDataset(Dataset):
 
 
 class TensorFeatureDataset(Dataset):
-    """Real-valued feature vectors plus labels (the toy problem).
+    """Real-valued inputs of any shape plus labels (the toy problem, data read from files).
 
     Parameters
     ----------
-    features : torch.Tensor of float32, shape (N, D)
+    features : torch.Tensor of float32, shape (N, *input_shape)
+        Feature vectors (N, D), series (N, C, T), float images (N, C, H, W), ...
     labels : torch.Tensor of int64, shape (N,)
     """
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        if features.dtype != torch.float32 or features.dim() != 2:
-            raise ValueError(f"features must be float32 of shape (N, D), got {features.dtype} {tuple(features.shape)}")
+        if features.dtype != torch.float32 or features.dim() < 2:
+            raise ValueError(f"features must be float32 of shape (N, *input_shape), got {features.dtype} {tuple(features.shape)}")
         self.features = features
         self.labels = _check_labels(labels, features.shape[0])
 
@@ -73,7 +74,7 @@ class TensorFeatureDataset(Dataset):
         return self.features[index].clone(), int(self.labels[index])
 
     def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y)``: float32 (M, D) and int64 (M,), copies of the stored data."""
+        """Return ``(x, y)``: float32 (M, *input_shape) and int64 (M,), copies of the stored data."""
         if indices is None:
             return self.features.clone(), self.labels.clone()
         return self.features[indices], self.labels[indices]

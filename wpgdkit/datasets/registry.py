@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
+import math
 import numbers
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Callable, Protocol, Union, runtime_checkable
 
 import torch
 from torch.utils.data import Dataset
@@ -25,8 +30,10 @@ from wpgdkit.resources import metrics_dir
 
 __all__ = [
     "DATA_DIR_ENV",
+    "FILE_FORMS",
     "SPLITS",
     "DatasetSpec",
+    "InputRange",
     "TensorSource",
     "get_dataset",
     "list_datasets",
@@ -42,7 +49,18 @@ SPLITS: tuple[str, ...] = ("train", "test")
 #: Environment variable naming the default data folder.
 DATA_DIR_ENV = "WPGDKIT_DATA_DIR"
 
-_REGISTRY: Registry[DatasetSpec] = Registry("dataset", sort=True)
+#: How an unknown-name message mentions the dataset forms besides registry names.
+FILE_FORMS = "or a .npz/.csv file, or imagefolder:PATH"
+
+#: ``(low, high)`` for every input value alike, or ``(lows, highs)``: one bound per
+#: input value, flattened in C order (length ``prod(input_shape)``).
+InputRange = Union[tuple[float, float], tuple[tuple[float, ...], tuple[float, ...]]]
+
+# A WordNet noun synset name (dog.n.01) or an ImageNet-style WordNet id (n02084071);
+# whether it exists is checked where WordNet is loaded.
+_SYNSET = re.compile(r"^(?:n\d{8}|\S+\.n\.\d+)$")
+
+_REGISTRY: Registry[DatasetSpec] = Registry("dataset", sort=True, entry_point_group="wpgdkit.datasets")
 
 
 @runtime_checkable
@@ -65,14 +83,17 @@ class DatasetSpec:
     Attributes
     ----------
     name : str
-        Registry name, e.g. ``"cifar10"``.
+        Registry name, e.g. ``"cifar10"``; for a dataset read from files, the
+        reference as given (``"data.npz"``, ``"imagefolder:pets"``).
     classes : tuple of str, length K
         Class names in label order: label ``k`` is ``classes[k]``.
     input_shape : tuple of int
         Shape of one input, ``(C, H, W)`` for images, ``(2,)`` for the toy problem.
-    input_range : tuple of (float, float) or None
-        Range of the input values, ``(0.0, 1.0)`` for images; ``None`` for
-        unbounded features.
+    input_range : (float, float), ((float, ...), (float, ...)) or None
+        Range of the input values: ``(0.0, 1.0)`` for images; per-feature
+        bounds ``(lows, highs)``, each of length ``prod(input_shape)`` in C
+        order, for features bounded by their training data; ``None`` for
+        unbounded features. See :attr:`per_feature_range`.
     description : str
         One line describing the dataset.
     how_to_get : str
@@ -80,15 +101,31 @@ class DatasetSpec:
     loader : callable
         Internal: ``loader(split, *, data_dir, download, seed)`` returns a
         :class:`torch.utils.data.Dataset`; use :func:`load_split` instead.
+    eps_units : str or None
+        What ε is measured in on this data, e.g. ``"standard deviations of
+        each feature"``; ``None`` lets :attr:`eps_unit_text` derive it from
+        the input range.
+    source : mapping or None
+        For datasets read from files, a JSON-able record of how to reopen
+        them (``kind``, ``reference``, ``path``, ``test``, ``sha256``,
+        ``options``; see :func:`wpgdkit.datasets.files.open_dataset`). Kept
+        read-only and out of equality and hashing; :meth:`source_record`
+        returns a plain copy.
+    synset_ids : tuple of (str or None) or None
+        WordNet noun synsets of the classes (``dog.n.01`` or ImageNet-style
+        ``n02084071``) for datasets without a shipped mapping; see :attr:`synsets`.
     """
 
     name: str
     classes: tuple[str, ...]
     input_shape: tuple[int, ...]
-    input_range: tuple[float, float] | None
+    input_range: InputRange | None
     description: str
     how_to_get: str
     loader: Callable[..., Dataset]
+    eps_units: str | None = None
+    source: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    synset_ids: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         # Tuples keep the spec hashable (synsets are cached by classes) and immutable.
@@ -104,8 +141,55 @@ class DatasetSpec:
             raise ValueError(f"dataset {self.name!r} has duplicate class names")
         if not self.input_shape or any(d < 1 for d in self.input_shape):
             raise ValueError(f"dataset {self.name!r} has an invalid input shape {self.input_shape}")
-        if self.input_range is not None and not self.input_range[0] < self.input_range[1]:
-            raise ValueError(f"dataset {self.name!r} has an empty input range {self.input_range}")
+        object.__setattr__(self, "input_range", self._checked_range())
+        if self.eps_units is not None and (not isinstance(self.eps_units, str) or not self.eps_units.strip()):
+            raise ValueError(f"dataset {self.name!r} has empty eps_units")
+        object.__setattr__(self, "source", self._checked_source())
+        object.__setattr__(self, "synset_ids", self._checked_synset_ids())
+
+    def _checked_range(self) -> InputRange | None:
+        """The input range with floats and tuples throughout, after checking it is a valid range."""
+        value = self.input_range
+        if value is None:
+            return None
+        if len(value) != 2:
+            raise ValueError(f"dataset {self.name!r}: input_range must be (low, high) or (lows, highs)")
+        low, high = value
+        if isinstance(low, numbers.Real) and isinstance(high, numbers.Real):
+            if not float(low) < float(high):
+                raise ValueError(f"dataset {self.name!r} has an empty input range {value}")
+            return (float(low), float(high))
+        lows, highs = tuple(float(v) for v in low), tuple(float(v) for v in high)
+        size = math.prod(self.input_shape)
+        if len(lows) != size or len(highs) != size:
+            raise ValueError(
+                f"dataset {self.name!r}: per-feature input range has {len(lows)} lows and {len(highs)} highs, "
+                f"expected {size} each (prod of input shape {self.input_shape})"
+            )
+        if not all(math.isfinite(a) and math.isfinite(b) and a <= b for a, b in zip(lows, highs)):
+            raise ValueError(f"dataset {self.name!r}: per-feature input range needs finite lows <= highs")
+        return (lows, highs)
+
+    def _checked_source(self) -> Mapping[str, Any] | None:
+        if self.source is None:
+            return None
+        try:
+            # A JSON round trip both checks the record can be written and detaches it from the caller's dict.
+            plain = json.loads(json.dumps(dict(self.source), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"dataset {self.name!r}: source must be a JSON-able mapping ({exc})") from None
+        return MappingProxyType(plain)
+
+    def _checked_synset_ids(self) -> tuple[str | None, ...] | None:
+        if self.synset_ids is None:
+            return None
+        ids = tuple(self.synset_ids)
+        if len(ids) != len(self.classes):
+            raise ValueError(f"dataset {self.name!r} has {len(ids)} synset ids for {len(self.classes)} classes")
+        bad = [s for s in ids if s is not None and not (isinstance(s, str) and _SYNSET.match(s))]
+        if bad:
+            raise ValueError(f"dataset {self.name!r}: {bad[0]!r} is neither a noun synset name (dog.n.01) nor a WordNet id (n02084071)")
+        return ids
 
     @property
     def num_classes(self) -> int:
@@ -113,18 +197,50 @@ class DatasetSpec:
         return len(self.classes)
 
     @property
-    def synsets(self) -> tuple[str | None, ...] | None:
-        """WordNet 3.0 noun synset names per class, or ``None`` if none are shipped.
+    def per_feature_range(self) -> bool:
+        """Whether :attr:`input_range` holds one ``(low, high)`` per input value rather than one for all."""
+        return self.input_range is not None and not isinstance(self.input_range[0], float)
 
-        Read from the shipped mapping ``metrics/<name>-synsets.csv``; an empty
-        synset cell (a class with no WordNet noun) gives ``None`` for that class.
+    @property
+    def eps_unit_text(self) -> str:
+        """What ε is measured in on this data, for the command line.
+
+        :attr:`eps_units` when set; otherwise ``"pixel intensity in [0, 1]"``
+        for images in [0, 1], ``"input units in [low, high]"`` for other
+        scalar ranges and ``"the features' own units"`` for unbounded or
+        per-feature-bounded features.
+        """
+        if self.eps_units is not None:
+            return self.eps_units
+        if self.input_range is None or self.per_feature_range:
+            return "the features' own units"
+        low, high = self.input_range
+        if (low, high) == (0.0, 1.0) and len(self.input_shape) == 3:
+            return "pixel intensity in [0, 1]"
+        return f"input units in [{low:g}, {high:g}]"
+
+    @property
+    def synsets(self) -> tuple[str | None, ...] | None:
+        """WordNet 3.0 noun synsets per class, or ``None`` if none are known.
+
+        :attr:`synset_ids` when set (synset names such as ``dog.n.01`` or
+        WordNet ids such as ``n02084071``; both are accepted by
+        :func:`wpgdkit.labelmetric.wordnet_distance.lookup_synsets`);
+        otherwise read from the shipped mapping ``metrics/<name>-synsets.csv``.
+        An empty synset cell (a class with no WordNet noun) gives ``None`` for that class.
 
         Raises
         ------
         MetricFormatError
             If the file exists but its ``class`` column differs from :attr:`classes`.
         """
+        if self.synset_ids is not None:
+            return self.synset_ids
         return _read_synsets(self.name, self.classes)
+
+    def source_record(self) -> dict[str, Any] | None:
+        """A plain, JSON-able copy of :attr:`source` (``None`` for datasets not read from files)."""
+        return None if self.source is None else json.loads(json.dumps(dict(self.source)))
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON types, without the loader.
@@ -133,7 +249,7 @@ class DatasetSpec:
         -------
         dict
             ``name``, ``num_classes``, ``classes`` (list), ``input_shape``
-            (list), ``synsets`` (list, or None when none are shipped),
+            (list), ``synsets`` (list, or None when none are known),
             ``description`` and ``how_to_get``.
 
         Raises
@@ -198,14 +314,34 @@ def list_datasets() -> list[str]:
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """Return the spec registered as ``name``.
+    """Return the spec of dataset ``name``.
+
+    Looked for in the registry first, then among the datasets opened from
+    files in this process (:func:`wpgdkit.datasets.files.open_dataset`,
+    :func:`~wpgdkit.datasets.files.dataset_from_arrays`); a file reference
+    not opened yet (``data.npz``, ``data.csv``, ``imagefolder:PATH``) is
+    opened with the default :class:`~wpgdkit.datasets.files.DataOptions`.
 
     Raises
     ------
     UnknownNameError
-        If no dataset has that name; the message lists the valid names.
+        If no dataset has that name and it is no file reference; the message
+        lists the valid names and the file forms.
+    DataNotFoundError, WpgdkitError
+        If a file reference cannot be opened.
     """
-    return _REGISTRY.get(name)
+    from wpgdkit.datasets import files
+
+    try:
+        return _REGISTRY.get(name)
+    except UnknownNameError as exc:
+        unknown = exc
+    opened = files.opened_dataset(name)
+    if opened is not None:
+        return opened
+    if isinstance(name, str) and files.is_dataset_reference(name):
+        return files.open_dataset(name)
+    raise UnknownNameError(f"{unknown}, {FILE_FORMS}") from None
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -290,57 +290,51 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torc
 
 @dataclass
 class TrainedModel:
-    """A checkpoint's run record and its rebuilt network (what the network sources evaluate).
+    """A network and the facts about it that the network sources need.
+
+    Built from a wpgdkit checkpoint (:func:`load_trained_model`), which knows
+    its dataset, classes and training norm, or from any other model (a
+    TorchScript or ``torch.export`` file, ``--model torchvision:resnet18
+    --weights ft.pt``), whose dataset and classes the caller gives
+    (:func:`foreign_trained_model`).
 
     Attributes
     ----------
-    checkpoint : Checkpoint
-        The run record (:mod:`wpgdkit.checkpoint`): dataset, classes, threat model, ...
     model : nn.Module
-        In eval mode, on the device it was loaded to.
+        In eval mode, on the device it was loaded to; pixel-space input.
     sha256 : str
-        The file's digest: it ties a metric's provenance to these exact weights.
+        The digest of the weights' file: it ties a metric's provenance to these exact weights.
+    path : str
+        The file (or model spec) as given.
+    dataset : str
+    classes : tuple of str
+        The model's classes in output order.
+    class_indices : tuple of int
+        Their labels in the dataset.
+    norm : str
+        The training attack's norm (``linf`` for models that carry none).
+    data_seed : int
+        The run's data seed (it generates the ``toy`` splits).
+    summary : dict
+        JSON-typed facts for the metric's provenance.
+    checkpoint : Checkpoint or None
     """
 
-    checkpoint: Checkpoint
     model: nn.Module
     sha256: str
-
-    @property
-    def path(self) -> str:
-        return self.checkpoint.name
-
-    @property
-    def dataset(self) -> str:
-        return self.checkpoint.data.dataset
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.checkpoint.data.classes
-
-    @property
-    def class_indices(self) -> tuple[int, ...]:
-        return self.checkpoint.data.class_indices
-
-    @property
-    def norm(self) -> str:
-        """The training attack's norm."""
-        return self.checkpoint.threat.norm
-
-    @property
-    def data_seed(self) -> int:
-        """The run's data seed (it generates the ``toy`` splits)."""
-        return self.checkpoint.data.seed
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """JSON-typed facts for the metric's provenance (model, method, epoch, file hash)."""
-        return {"model": self.checkpoint.model.name, "method": self.checkpoint.method, "epoch": self.checkpoint.epoch,
-                "checkpoint_sha256": self.sha256}
+    path: str
+    dataset: str
+    classes: tuple[str, ...]
+    class_indices: tuple[int, ...]
+    norm: str = "linf"
+    data_seed: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None
 
 
 def load_trained_model(
-    path: str | os.PathLike[str], *, dataset: str | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike[str], *, dataset: str | None = None, device: str | torch.device = "cpu",
+    trusted_source: Any | None = None,
 ) -> TrainedModel:
     """Read a checkpoint and rebuild its network.
 
@@ -348,8 +342,11 @@ def load_trained_model(
     ----------
     path : path-like
     dataset : str, keyword-only, optional
-        The dataset the caller expects; an error if the checkpoint's differs.
+        The dataset the caller expects; an error if the checkpoint's differs
+        (for a run on files: where those files are now).
     device : keyword-only
+    trusted_source : ModelSource, keyword-only, optional
+        Needed for a run whose network comes from the user's own module.
 
     Raises
     ------
@@ -363,9 +360,61 @@ def load_trained_model(
     from wpgdkit.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(path)
-    if dataset is not None and dataset != checkpoint.data.dataset:
-        raise WpgdkitError(f"dataset {dataset} disagrees with {path}, which was trained on {checkpoint.data.dataset}")
-    return TrainedModel(checkpoint=checkpoint, model=checkpoint.build_model(device), sha256=_sha256(path))
+    data = checkpoint.data
+    name = data.dataset
+    if data.source is not None:
+        from wpgdkit.audit.subjects import reopen_recorded
+
+        name = reopen_recorded(data, path=dataset).name  # the same data, wherever it is now
+    elif dataset is not None and dataset != data.dataset:
+        raise WpgdkitError(f"dataset {dataset} disagrees with {path}, which was trained on {data.dataset}")
+    sha256 = _sha256(path)
+    return TrainedModel(
+        model=checkpoint.build_model(device, trusted_source=trusted_source), sha256=sha256, path=checkpoint.name,
+        dataset=name, classes=data.classes, class_indices=data.class_indices, norm=checkpoint.threat.norm,
+        data_seed=data.seed, checkpoint=checkpoint,
+        summary={"model": checkpoint.model.name, "method": checkpoint.method, "epoch": checkpoint.epoch,
+                 "checkpoint_sha256": sha256},
+    )
+
+
+def foreign_trained_model(
+    *, model_file: str | None = None, source: Any | None = None, dataset: str, options: Any | None = None,
+    classes: Sequence[str] | None = None, device: str | torch.device = "cpu",
+) -> TrainedModel:
+    """A model wpgdkit did not train, for the network sources: a model file or a model source, on ``dataset``.
+
+    Parameters
+    ----------
+    model_file : str, keyword-only, optional
+        A TorchScript archive or ``torch.export`` program (recognised by content).
+    source : ModelSource, keyword-only, optional
+        ``--model SPEC [--weights FILE]``; exactly one of the two.
+    dataset : str, keyword-only
+        A registry name or a dataset file; ``options`` read the file.
+    classes : sequence of str, keyword-only, optional
+        The model's classes in output order (default all the dataset's).
+
+    Raises
+    ------
+    WpgdkitError
+        For a model that does not fit the data, or missing parameters.
+    """
+    from wpgdkit.audit.subjects import load_subject, resolve_data, subject_from_source
+
+    subject = load_subject(model_file) if model_file is not None else subject_from_source(source)
+    if subject.checkpoint is not None:
+        return load_trained_model(model_file, dataset=dataset, device=device, trusted_source=source)
+    data = resolve_data([subject], dataset=dataset, options=options, classes=tuple(classes) if classes else None)
+    module = subject.build(torch.device(device) if isinstance(device, str) else device,
+                           num_classes=len(data.classes), input_shape=data.input_shape)
+    weights = model_file if model_file is not None else source.weights
+    sha256 = _sha256(weights) if weights else ""
+    summary: dict[str, Any] = {"model": subject.path, "method": "external"}
+    if weights:
+        summary["weights_sha256"] = sha256
+    return TrainedModel(model=module, sha256=sha256, path=subject.path, dataset=data.dataset, classes=data.classes,
+                        class_indices=data.class_indices, summary=summary)
 
 
 def _sha256(path: str | os.PathLike[str]) -> str:

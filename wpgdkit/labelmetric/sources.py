@@ -17,6 +17,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,15 @@ class BuildConfig:
         also caps the checkpoint sources' points: the first ``limit`` of
         each class (``boundary``) or in total (``confusion``).
     checkpoint : str or None
-        A trained model (``boundary`` and ``confusion`` sources).
+        A trained model (``boundary`` and ``confusion`` sources): a wpgdkit
+        checkpoint, or a TorchScript / ``torch.export`` file (then ``dataset``
+        says which data it classifies).
+    model : ModelSource or None
+        A model from anywhere for the ``boundary`` and ``confusion`` sources
+        (``--model torchvision:resnet18 --weights ft.pt``), on ``dataset``;
+        also the permission to import the user's module for a checkpoint trained with it.
+    data_options : DataOptions or None
+        How to read ``dataset`` when it is a file (:class:`~wpgdkit.datasets.files.DataOptions`).
     split : {"train", "test"} or None
         The split the checkpoint sources evaluate the model on
         (:data:`wpgdkit.datasets.SPLITS`); None: test.
@@ -107,6 +116,8 @@ class BuildConfig:
     l2: float = 1e-3
     max_iter: int = 200
     checkpoint: str | None = None
+    model: Any = None
+    data_options: Any = None
     split: str | None = None
     input: str | None = None
     class_list: str | None = None
@@ -139,7 +150,32 @@ class MetricSource:
     classes: Callable[[BuildConfig], tuple[str, ...] | None] | None = None
 
 
-_SOURCES: Registry[MetricSource] = Registry("metric source")
+def _model_words(source: Any) -> list[str]:
+    words = ["--model", source.spec]
+    if source.kwargs:
+        words += ["--model-kwargs", source.kwargs.to_json()]
+    if source.weights:
+        words += ["--weights", source.weights]
+    for flag, value in (("--input-shape", source.input_shape), ("--mean", source.mean), ("--std", source.std)):
+        if value is not None:
+            words += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+    return words
+
+
+def _data_words(options: Any) -> list[str]:
+    """The flags of the dataset-file options that differ from their defaults."""
+    defaults = type(options)()
+    words: list[str] = []
+    for name in ("test", "label_column", "test_fraction", "bounds", "image_size", "synsets"):
+        value = getattr(options, name)
+        if value != getattr(defaults, name):
+            words += ["--" + name.replace("_", "-"), str(value)]
+    if options.standardize:
+        words.append("--standardize")
+    return words
+
+
+_SOURCES: Registry[MetricSource] = Registry("metric source", entry_point_group="wpgdkit.metric_sources")
 
 
 def register_source(source: MetricSource) -> MetricSource:
@@ -161,11 +197,11 @@ def get_source(name: str) -> MetricSource:
 
 
 def _dataset(config: BuildConfig):
-    from wpgdkit.datasets import get_dataset
+    from wpgdkit.audit.subjects import open_spec
 
     if config.dataset is None:
         raise WpgdkitError(f"--source {config.source} needs --dataset")
-    return get_dataset(config.dataset)
+    return open_spec(config.dataset, config.data_options)
 
 
 def read_synset_map(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -243,11 +279,26 @@ def _build_linear(config: BuildConfig) -> LabelMetric:
 
 
 def _trained_model(config: BuildConfig, device):
-    from wpgdkit.labelmetric.network import load_trained_model
+    """The network to measure: a wpgdkit checkpoint, a self-contained model file, or ``--model`` on ``--dataset``."""
+    from wpgdkit.labelmetric.network import foreign_trained_model, load_trained_model
 
-    if config.checkpoint is None:
-        raise WpgdkitError(f"--source {config.source} needs --checkpoint PATH (a model trained by wpgdkit train)")
-    return load_trained_model(config.checkpoint, dataset=config.dataset, device=device)
+    if config.checkpoint is None and config.model is None:
+        raise WpgdkitError(f"--source {config.source} needs --checkpoint PATH (a wpgdkit checkpoint, a TorchScript or "
+                           "torch.export file) or --model SPEC with --dataset")
+    if config.checkpoint is not None:
+        from wpgdkit.inputs import input_file
+        from wpgdkit.models.archive import model_file_kind
+
+        kind = model_file_kind(input_file(config.checkpoint, what="checkpoint"))
+        if kind not in ("torchscript", "export"):
+            return load_trained_model(config.checkpoint, dataset=config.dataset, device=device,
+                                      trusted_source=config.model)
+        if config.model is not None:
+            raise WpgdkitError(f"{config.checkpoint} is a self-contained model; give it or --model, not both")
+    if config.dataset is None:
+        raise WpgdkitError("a model from outside wpgdkit carries no dataset: give --dataset")
+    return foreign_trained_model(model_file=config.checkpoint, source=config.model, dataset=config.dataset,
+                                 options=config.data_options, device=device)
 
 
 def _device(config: BuildConfig):
@@ -345,12 +396,12 @@ register_source(MetricSource(
 register_source(MetricSource(
     "boundary", "mean first-order (DeepFool) distance of each class's points to a trained network's pairwise "
     "boundaries, in the attack's norm (default: the checkpoint's)", _build_boundary,
-    measures=("linf", "l2"), default_measure=None, options=("checkpoint", "split", "limit"),
+    measures=("linf", "l2"), default_measure=None, options=("checkpoint", "model", "split", "limit"),
 ))
 register_source(MetricSource(
     "confusion", "-log of a trained network's symmetrised, Laplace-smoothed confusion rate on clean points",
     _build_confusion, measures=("neglog", "one-minus"), default_measure="neglog",
-    options=("checkpoint", "split", "limit"),
+    options=("checkpoint", "model", "split", "limit"),
 ))
 register_source(MetricSource(
     "uniform", "1 between any two distinct classes (WPGD then equals PGD)", _build_uniform, options=("class_list",),
@@ -418,7 +469,7 @@ def build_metric(config: BuildConfig) -> LabelMetric:
     for name in source.options:
         value = getattr(config, name)
         if value is not None:
-            parameters[name] = value
+            parameters[name] = value.to_dict() if name == "model" else value
     return metric.with_provenance(
         measure=metric.provenance.measure or (config.measure or source.default_measure),
         parameters=parameters,
@@ -429,7 +480,7 @@ def build_metric(config: BuildConfig) -> LabelMetric:
 
 def _refuse_unread_options(config: BuildConfig, source: MetricSource) -> None:
     # A checkpoint silently ignored would make the user believe the metric came from it.
-    for name in ("checkpoint", "split"):
+    for name in ("checkpoint", "split", "model"):
         if getattr(config, name) is not None and name not in source.options:
             readers = ", ".join(s for s in list_sources() if name in get_source(s).options)
             raise WpgdkitError(f"--{name} is only read by --source {readers}, not {source.name}")
@@ -451,8 +502,12 @@ def rebuild_command(config: BuildConfig, source: MetricSource | None = None) -> 
         words += ["--normalize", config.normalize]
     for name in source.options:
         value = getattr(config, name)
-        if value is not None and value != getattr(defaults, name):
+        if name == "model" and value is not None:
+            words += _model_words(value)
+        elif value is not None and value != getattr(defaults, name):
             words += ["--" + name.replace("_", "-"), str(value)]
+    if config.data_options is not None:
+        words += _data_words(config.data_options)
     if config.allow_asymmetric:
         words.append("--allow-asymmetric")
     return shlex.join(words)

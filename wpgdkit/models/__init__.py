@@ -2,7 +2,7 @@
 
 >>> from wpgdkit.models import create_model, dataset_normalization, list_models
 >>> list_models()
-['linear', 'mlp', 'small-cnn', 'wrn-16-10', 'wrn-28-10', 'wrn-40-10']
+['linear', 'mlp', 'small-cnn', 'conv1d', 'wrn-16-10', 'wrn-28-10', 'wrn-40-10']
 >>> mean, std = dataset_normalization("cifar10")
 >>> model = create_model("small-cnn", num_classes=10, input_shape=(3, 32, 32), mean=mean, std=std)
 >>> model.model_name, model.mean
@@ -10,8 +10,8 @@
 
 Every model takes pixel-space inputs (``[0, 1]`` for images) and normalises
 them itself, so attacks perturb and clip in pixel space. Built-in models:
-``linear``, ``mlp`` (any input shape), ``small-cnn`` (images of at least 8×8)
-and the Wide ResNets ``wrn-16-10``, ``wrn-28-10``, ``wrn-40-10`` (3×32×32 or
+``linear``, ``mlp`` (any input shape), ``small-cnn`` (images of at least 8×8),
+``conv1d`` (series C×T, T ≥ 8) and the Wide ResNets ``wrn-16-10``, ``wrn-28-10``, ``wrn-40-10`` (3×32×32 or
 3×64×64). Register more with :func:`register_model`; :func:`describe_models`
 lists them with their size for a dataset.
 """

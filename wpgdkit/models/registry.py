@@ -29,7 +29,7 @@ __all__ = [
     "register_model",
 ]
 
-_REGISTRY: Registry[ModelSpec] = Registry("model")
+_REGISTRY: Registry[ModelSpec] = Registry("model", entry_point_group="wpgdkit.models")
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 

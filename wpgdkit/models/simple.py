@@ -1,7 +1,8 @@
-"""Small networks: a linear classifier, an MLP and a CNN that trains on a CPU.
+"""Small networks: a linear classifier, an MLP, an image CNN and a 1-D CNN that train on a CPU.
 
-They make the toy problem and quick MNIST/CIFAR experiments and tests cheap;
-the paper's results use the Wide ResNets of :mod:`wpgdkit.models.wide_resnet`.
+They make the toy problem, quick MNIST/CIFAR experiments, time-series problems
+and tests cheap; the paper's results use the Wide ResNets of
+:mod:`wpgdkit.models.wide_resnet`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,23 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.models.registry import format_shape, register_model
 
-__all__ = ["SmallCNN", "build_linear", "build_mlp", "build_small_cnn"]
+__all__ = ["Conv1dNet", "SmallCNN", "build_conv1d", "build_linear", "build_mlp", "build_small_cnn"]
 
 MLP_HIDDEN = 256
 SMALL_CNN_MIN_SIZE = 8  # two 2×2 max-pools leave at least 2×2 to average-pool
+
+#: Kernel lengths of the three blocks of the FCN of Wang, Yan & Oates (2017).
+CONV1D_KERNELS: tuple[int, int, int] = (8, 5, 3)
+#: Channels of the three blocks: the FCN's 128/256/128 halved, for CPU training (see :class:`Conv1dNet`).
+CONV1D_WIDTHS: tuple[int, int, int] = (64, 128, 64)
+#: Shortest series ``conv1d`` takes: the first kernel must fit inside the series at least once.
+CONV1D_MIN_LENGTH = CONV1D_KERNELS[0]
 
 
 @register_model("linear", description="Flatten + one linear layer (logistic regression).")
@@ -28,7 +37,11 @@ def build_linear(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module
 
 @register_model("mlp", description=f"MLP, two hidden ReLU layers of {MLP_HIDDEN}.")
 def build_mlp(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    """``(N, *input_shape)`` -> ``(N, K)``: Linear(d, 256)-ReLU-Linear(256, 256)-ReLU-Linear(256, K)."""
+    """``(N, *input_shape)`` -> ``(N, K)``: Linear(d, 256)-ReLU-Linear(256, 256)-ReLU-Linear(256, K).
+
+    ``d = prod(input_shape)``: any shape is flattened, so ``(F,)`` tabular
+    features, ``(C, T)`` series and ``(C, H, W)`` images all fit.
+    """
     return nn.Sequential(
         nn.Flatten(),
         nn.Linear(math.prod(input_shape), MLP_HIDDEN),
@@ -97,3 +110,127 @@ def build_small_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Mod
             f"model 'small-cnn' needs C×H×W images with H, W ≥ {SMALL_CNN_MIN_SIZE}; got {format_shape(input_shape)}"
         )
     return SmallCNN(input_shape[0], num_classes)
+
+
+class _ConvBlock1d(nn.Module):
+    """Conv1d ("same" length) -> BatchNorm1d -> ReLU.
+
+    The convolution has no bias: the batch norm right after it subtracts the
+    per-channel mean, which would cancel a bias exactly.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        # "Same" padding as in Keras (the FCN's reference code): k - 1 zeros in
+        # all, the extra one on the right for an even k. Padded by hand because
+        # Conv1d(padding="same") warns about, and copies for, even kernels.
+        self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, bias=False)
+        self.bn = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, T)`` -> ``(N, C_out, T)``."""
+        return F.relu(self.bn(self.conv(F.pad(x, self.padding))))
+
+
+class Conv1dNet(nn.Module):
+    """A fully convolutional network for series: three conv blocks, global average pooling, linear.
+
+    The architecture of the FCN baseline for time-series classification of
+    Wang, Yan & Oates, "Time series classification from scratch with deep
+    neural networks: a strong baseline", IJCNN 2017 (arXiv:1611.06455):
+    convolutions of kernel length 8, 5 and 3 with "same" padding, each
+    followed by batch norm and ReLU, then global average pooling over time and
+    a linear layer to the ``K`` logits.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels ``C`` (variables) of the ``(N, C, T)`` input.
+    num_classes : int
+        Number of classes ``K``.
+    widths : tuple of 3 int, default=:data:`CONV1D_WIDTHS` (64, 128, 64)
+        Output channels of the three blocks; ``(128, 256, 128)`` is the FCN
+        of the paper.
+    kernels : tuple of 3 int, default=:data:`CONV1D_KERNELS` (8, 5, 3)
+        Kernel lengths of the three blocks.
+
+    Notes
+    -----
+    Widths: the registered ``conv1d`` halves the FCN's 128/256/128. The
+    second and third convolutions dominate the cost and scale with the product
+    of their input and output widths, so halving them cuts the
+    multiply-adds about fourfold (measured on one CPU thread: 9 forward-backward passes
+    of a batch of 128 series of length 140, i.e. one PGD-8 training step,
+    take about 7 s at full width and 2 s at half width), and adversarial
+    training repeats that for every attack step. Pass ``widths=(128, 256,
+    128)`` for the paper's network.
+
+    Convolutions have no bias (the batch norm after each would cancel it);
+    the paper's Keras code has one, which changes the parameter count, not the
+    functions the network can represent.
+
+    Global average pooling makes the network take any length ``T`` and keeps
+    every series' logits independent of the other series in the batch in
+    eval mode; the receptive field of one pooled position spans
+    ``8 + 5 + 3 - 2 = 14`` time steps.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        widths: tuple[int, int, int] = CONV1D_WIDTHS,
+        kernels: tuple[int, int, int] = CONV1D_KERNELS,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(kernels):
+            raise ValueError(f"widths {widths} and kernels {kernels} differ in length")
+        blocks = []
+        channels = in_channels
+        for width, kernel in zip(widths, kernels):
+            blocks.append(_ConvBlock1d(channels, width, kernel))
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, T)`` -> logits ``(N, K)``."""
+        return self.classifier(self.features(x).mean(dim=2))
+
+
+@register_model(
+    "conv1d",
+    description=(
+        f"1-D CNN for series C×T: 3 conv blocks {'/'.join(map(str, CONV1D_WIDTHS))}, kernels "
+        f"{'/'.join(map(str, CONV1D_KERNELS))} (BN, ReLU), global average pooling, linear "
+        "(FCN of Wang et al. 2017 at half width)."
+    ),
+    input_note=f"C×T series, T ≥ {CONV1D_MIN_LENGTH}",
+)
+def build_conv1d(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """A :class:`Conv1dNet` for ``(C, T)`` series with ``T >= 8``.
+
+    ``T >= 8`` is the first kernel's length: shorter series would be seen by
+    no window of the first layer without zero padding.
+
+    Raises
+    ------
+    WpgdkitError
+        For inputs that are not ``C×T`` series of at least 8 steps; the message
+        names the model that fits feature vectors (``mlp``) or images
+        (``small-cnn``).
+    """
+    needs = f"model 'conv1d' needs C×T series with T ≥ {CONV1D_MIN_LENGTH}; got {format_shape(input_shape)}"
+    if len(input_shape) == 1:
+        raise WpgdkitError(f"{needs} (feature vectors: use mlp or linear)")
+    if len(input_shape) == 3:
+        raise WpgdkitError(f"{needs} (images: use small-cnn, or a wrn-* for 3×32×32 and 3×64×64)")
+    if len(input_shape) != 2:
+        raise WpgdkitError(needs)
+    if input_shape[1] < CONV1D_MIN_LENGTH:
+        raise WpgdkitError(
+            f"{needs} (the first convolution spans {CONV1D_KERNELS[0]} steps; use mlp for shorter series)"
+        )
+    return Conv1dNet(input_shape[0], num_classes)

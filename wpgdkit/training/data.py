@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -30,6 +31,10 @@ class DataConfig:
     Attributes
     ----------
     dataset : str
+        A registry name, or a dataset file (``.npz``, ``.csv``, ``imagefolder:PATH``).
+    options : DataOptions or None
+        How to read a dataset file (:class:`~wpgdkit.datasets.files.DataOptions`:
+        test file, label column, test fraction, bounds, standardisation, image size).
     classes : tuple of str or None
         A sub-problem (names or indices); labels are re-indexed 0..K'-1 in this order.
     imbalance : float or None
@@ -50,6 +55,7 @@ class DataConfig:
 
     dataset: str
     classes: tuple[str, ...] | None = None
+    options: Any = None
     imbalance: float | None = None
     imbalance_class: str | None = None
     limit: int | None = None
@@ -115,6 +121,19 @@ def _labels_of(dataset: Dataset) -> torch.Tensor:
     return torch.as_tensor(labels, dtype=torch.int64)
 
 
+def dataset_spec(config: DataConfig):
+    """The :class:`~wpgdkit.datasets.DatasetSpec` of the run's data: registered, or a file opened with ``options``.
+
+    Raises
+    ------
+    WpgdkitError
+        For an unknown name, unreadable files, or options given for a registered dataset.
+    """
+    from wpgdkit.audit.subjects import open_spec
+
+    return open_spec(config.dataset, config.options)
+
+
 def prepare_data(config: DataConfig) -> TrainingData:
     """Load the training split and carve out the sub-problem and validation set.
 
@@ -124,7 +143,7 @@ def prepare_data(config: DataConfig) -> TrainingData:
         For unknown classes, an imbalance outside (0, 1], a validation
         fraction outside [0, 1), or too little data.
     """
-    spec = get_dataset(config.dataset)
+    spec = dataset_spec(config)
     if config.imbalance is not None and not 0 < config.imbalance <= 1:
         raise WpgdkitError(f"--imbalance must be in (0, 1], got {config.imbalance}")
     if not 0 <= config.val_fraction < 1:
@@ -168,7 +187,7 @@ def selected_classes(config: DataConfig) -> list[int]:
     WpgdkitError
         For an unknown class, or fewer than 2 classes.
     """
-    spec = get_dataset(config.dataset)
+    spec = dataset_spec(config)
     selected = resolve_class_indices(spec.classes, config.classes) if config.classes else list(range(spec.num_classes))
     if len(selected) < 2:
         raise WpgdkitError("training needs at least 2 classes")
@@ -177,7 +196,7 @@ def selected_classes(config: DataConfig) -> list[int]:
 
 def applies_augmentation(config: DataConfig) -> bool:
     """Whether the run augments: asked for, and images of at least 32 pixels a side (CIFAR, Tiny-ImageNet)."""
-    shape = get_dataset(config.dataset).input_shape
+    shape = dataset_spec(config).input_shape
     return bool(config.augment) and len(shape) == 3 and shape[-1] >= 32
 
 
@@ -185,15 +204,16 @@ def data_record(config: DataConfig):
     """The :class:`~wpgdkit.checkpoint.DataRecord` of a run on ``config``, without loading any data."""
     from wpgdkit.checkpoint import DataRecord
 
-    spec = get_dataset(config.dataset)
+    spec = dataset_spec(config)
     selected = selected_classes(config)
+    source = spec.source_record() if getattr(spec, "source", None) is not None else None
     return DataRecord(
         dataset=config.dataset, classes=tuple(spec.classes[i] for i in selected), class_indices=tuple(selected),
         limit=config.limit, val_fraction=float(config.val_fraction),
         imbalance=float(config.imbalance) if config.imbalance is not None else None,
         imbalance_class=config.imbalance_class, augment=applies_augmentation(config),
         input_range=tuple(spec.input_range) if spec.input_range is not None else None, seed=config.seed,
-        data_dir=config.data_dir, download=config.download,
+        data_dir=config.data_dir, download=config.download, source=source,
     )
 
 

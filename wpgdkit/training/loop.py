@@ -43,7 +43,16 @@ class TrainConfig:
     ----------
     data : DataConfig
     model : str
-        Model registry name.
+        Model registry name (when ``model_source`` is None).
+    model_source : ModelSource or None
+        A network from outside the registry (``torchvision:resnet18``,
+        ``my_models.py:build``, ...; :class:`~wpgdkit.models.foreign.ModelSource`),
+        with its keyword arguments, initial weights and normalisation. Importing
+        a user's module runs its code: the user named it.
+    class_weights : str or None
+        Weights of the outer cross-entropy per class: ``"balanced"``
+        (n / (K · n_k), as scikit-learn) or a file (see
+        :func:`~wpgdkit.training.class_weights.resolve_class_weights`); None: unweighted.
     method : {"ce", "pgd", "wpgd"}
     metric : str or None
         Label-metric file (required for ``wpgd``); its classes must be the
@@ -78,6 +87,8 @@ class TrainConfig:
 
     data: DataConfig
     model: str = "small-cnn"
+    model_source: Any = None
+    class_weights: str | None = None
     method: str = "pgd"
     metric: str | None = None
     p: float = 1.0
@@ -164,7 +175,8 @@ def _validate(config: TrainConfig) -> None:
     config.threat(bounds=None)  # eps, step_size, steps, norm: validated by the threat model, before any work
     from wpgdkit.models import get_model_spec
 
-    get_model_spec(config.model)  # an unknown model, listing the known ones
+    if config.model_source is None or config.model_source.kind() == "registry":
+        get_model_spec(config.model_source.spec if config.model_source is not None else config.model)
     if config.method == "wpgd" and config.metric is None:
         raise WpgdkitError("method wpgd needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
     if Path(config.out).suffix != ".pt":
@@ -197,17 +209,13 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
         The metric over the run's classes, when the caller has it already
         (else read from ``config.metric``).
     """
-    from wpgdkit.checkpoint import ModelRecord
-    from wpgdkit.datasets import get_dataset
-    from wpgdkit.models import dataset_normalization
-    from wpgdkit.training.data import data_record
+    from wpgdkit.training.data import data_record, dataset_spec
 
     _validate(config)
     data = data_record(config.data)
     if metric is None and config.method == "wpgd":
         metric = _load_metric(config, data.classes)
-    mean, std = dataset_normalization(config.data.dataset)
-    shape = tuple(get_dataset(config.data.dataset).input_shape)
+    shape = tuple(dataset_spec(config.data).input_shape)
     threat = config.threat(data.input_range)
     threat.check_inputs(shape)
     if metric is not None and config.method == "wpgd":
@@ -215,15 +223,65 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
 
         check_powered_cost(float(metric.matrix.max()), config.p)
     return RunSettings(
-        model=ModelRecord(config.model, len(data.classes), shape, tuple(mean) if mean is not None else None,
-                          tuple(std) if std is not None else None),
+        model=_model_record(config, len(data.classes), shape),
         data=data, method=config.method, threat=threat,
         optimizer=OptimizerRecord(epochs=config.epochs, batch_size=config.batch_size, lr=float(config.lr),
                                   momentum=float(config.momentum), weight_decay=float(config.weight_decay),
                                   schedule=config.schedule),
         seed=config.seed, p=float(config.p), lam=float(config.lam),
         metric_sha256=metric_digest(metric.matrix) if config.method == "wpgd" and metric is not None else None,
+        class_weights=_class_weights_identity(config.class_weights),
     )
+
+
+def _class_weights_identity(spec: str | None) -> dict[str, Any] | None:
+    """What identifies the class weighting before any data is loaded: the mode, or the weight file's content."""
+    if spec is None:
+        return None
+    from wpgdkit.training.class_weights import CLASS_WEIGHT_MODES
+
+    if spec in CLASS_WEIGHT_MODES:
+        return {"mode": spec}
+    from wpgdkit.inputs import file_sha256
+
+    return {"mode": "file", "sha256": file_sha256(spec, what="class_weights file")}
+
+
+def _model_record(config: TrainConfig, num_classes: int, shape: tuple[int, ...]):
+    """The run's :class:`~wpgdkit.checkpoint.ModelRecord`: a registry name, or the foreign source that rebuilds it."""
+    from wpgdkit.checkpoint import ModelRecord
+    from wpgdkit.models import dataset_normalization
+
+    source = config.model_source
+    if source is None or source.kind() == "registry":
+        name = source.spec if source is not None else config.model
+        mean, std = dataset_normalization(config.data.dataset)
+        if source is not None and source.mean is not None:
+            mean, std = source.mean, source.std
+        return ModelRecord(name, num_classes, shape, tuple(mean) if mean is not None else None,
+                           tuple(std) if std is not None else None)
+    record = source.to_dict()
+    if source.weights:
+        # The initial weights change the run; their content identifies them, not their path.
+        from wpgdkit.inputs import file_sha256
+
+        record["weights_sha256"] = file_sha256(source.weights)
+    return ModelRecord(source.spec, num_classes, shape, source=record)
+
+
+def _build_network(config: TrainConfig, settings: RunSettings) -> torch.nn.Module:
+    """A fresh network (seeded), with the source's initial weights when it names some."""
+    source = config.model_source
+    if source is not None and source.kind() != "registry":
+        from wpgdkit.models.foreign import build_foreign_model
+
+        return build_foreign_model(source, num_classes=settings.model.num_classes, input_shape=settings.model.input_shape)
+    model = settings.model.build()
+    if source is not None and source.weights:
+        from wpgdkit.models.foreign import load_weights
+
+        load_weights(model.net, source.weights)
+    return model
 
 
 def _lr_lambda(schedule: str, total_steps: int) -> Callable[[int], float]:
@@ -297,7 +355,8 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
         _make_deterministic()
     data = prepare_data(config.data)
     torch.manual_seed(config.seed)  # the same initial weights on every rank
-    model = settings.model.build()
+    model = _build_network(config, settings)
+    class_weights = _class_weights(config, data, ctx.device)
     model.to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.momentum > 0)
@@ -327,7 +386,8 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
         if config.eval_steps > 0 else None
     for epoch in range(start_epoch, config.epochs):
         try:
-            record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress)
+            record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress,
+                                  class_weights)
             _check_weights(model, epoch)
         except DivergenceError as exc:
             kept = (f"{out} keeps epoch {history[-1]['epoch']}, the last finite one" if history else "nothing was saved")
@@ -402,7 +462,16 @@ def _check_destination(config: TrainConfig, out: Path) -> None:
         raise WpgdkitError(f"{out} already holds a run; resume it (resume) or start over (force)")
 
 
-def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress):
+def _class_weights(config: TrainConfig, data, device: torch.device) -> torch.Tensor | None:
+    if config.class_weights is None:
+        return None
+    from wpgdkit.training.class_weights import resolve_class_weights
+
+    weights = resolve_class_weights(config.class_weights, data.train.labels, len(data.classes), classes=data.classes)
+    return weights.to(device) if weights is not None else None
+
+
+def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress, class_weights=None):
     n_batches = len(range(0, len(data.train), config.batch_size))
     if progress is not None:
         progress.start_epoch(epoch, n_batches)
@@ -418,7 +487,8 @@ def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch
             x = attack(x, y, generator=generator)
         trained.train()
         logits = trained(x)
-        loss = F.cross_entropy(logits, y)
+        # Weighted: a weighted mean over the batch (normalised by the weights of its labels), as F.cross_entropy defines it.
+        loss = F.cross_entropy(logits, y, weight=class_weights)
         # Summed over the ranks before the step: a diverged rank stops them all, at the same step.
         stats = ctx.all_reduce_sum(torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                                                 dtype=torch.float64))
