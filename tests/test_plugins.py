@@ -464,10 +464,5 @@ def test_a_broken_plugin_is_one_line_and_can_be_switched_off(sites, tmp_path):
     assert "tiny-plugin-net" not in [row["name"] for row in listed["models"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wpgdkit/cli/metric.py builds MEASURE_HELP with get_source() when it is imported, so a broken "
-    "metric-source plugin fails every command at import; remove this mark once that help text is built lazily",
-)
 def test_version_survives_a_broken_metric_source_plugin(sites, tmp_path):
     _ok(_wpgdkit(["--version"], sites=[sites.broken_source], cwd=tmp_path))

@@ -114,7 +114,11 @@ class ModelRecord:
         from wpgdkit.models.foreign import ModelSource, build_foreign_model
 
         source = ModelSource.from_dict(self.source)
-        if self.runs_user_code and (trusted_source is None or trusted_source.spec != source.spec):
+        if self.runs_user_code and trusted_source is not None:
+            source = ModelSource.from_dict({**self.source, "spec": trusted_source.spec})  # where the code is now
+        from wpgdkit.models.foreign import same_model_code
+
+        if self.runs_user_code and (trusted_source is None or not same_model_code(trusted_source.spec, source.spec)):
             raise WpgdkitError(f"it was trained with the model {source.spec} from your own code; pass "
                                f"--model {source.spec} to import it (importing a module runs its code)")
         # The architecture only: the trained weights are loaded by the caller.

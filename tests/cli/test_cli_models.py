@@ -69,5 +69,8 @@ def test_other_datasets(dataset):
 
 
 def test_unknown_dataset_is_a_usage_error():
-    result = runner.invoke(app, ["models", "--dataset", "imagenet"])
+    from wpgdkit.cli import app as wpgdkit_app  # the real app turns library errors into one line and exit 2
+
+    result = runner.invoke(wpgdkit_app, ["models", "--dataset", "imagenet"])
     assert result.exit_code == 2
+    assert "unknown dataset 'imagenet'" in result.stderr and "imagefolder:PATH" in result.stderr

@@ -511,7 +511,7 @@ def test_cli_data_options():
     options = data_options(Path("t.csv"), "y", None, "0,1", True, None, Path("s.csv"), 7)
     assert options == DataOptions(test="t.csv", label_column="y", bounds="0,1", standardize=True, synsets="s.csv", seed=7)
     assert options.scalar_bounds == (0.0, 1.0)
-    for form in (".npz", ".csv", "imagefolder:PATH", "registered"):
+    for form in (".npz", ".csv", "imagefolder:PATH", "wpgdkit datasets"):
         assert form in DATASET_HELP
     with pytest.raises(WpgdkitError, match=r"--test-fraction must be a number in \(0, 1\), got 1.5"):
         data_options(test_fraction=1.5)

@@ -99,7 +99,8 @@ def test_unknown_name_lists_valid_names():
     with pytest.raises(UnknownNameError) as info:
         get_dataset("foo")
     assert str(info.value) == (
-        "unknown dataset 'foo'; choose one of: cifar10, cifar100, fashion-mnist, mnist, tiny-imagenet, toy"
+        "unknown dataset 'foo'; choose one of: cifar10, cifar100, fashion-mnist, mnist, tiny-imagenet, toy, "
+        "or a .npz/.csv file, or imagefolder:PATH"
     )
     assert isinstance(info.value, WpgdkitError)
 

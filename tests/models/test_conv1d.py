@@ -39,7 +39,7 @@ def test_registered_after_the_image_cnn():
     assert "conv1d" in names and names.index("conv1d") == names.index("small-cnn") + 1
     spec = get_model_spec("conv1d")
     assert spec.input_shapes is None and spec.supported_inputs == f"C×T series, T ≥ {CONV1D_MIN_LENGTH}"
-    assert spec.description.startswith("1-D CNN for series C×T: 3 conv blocks")
+    assert spec.description.startswith("1-D CNN for series")
 
 
 @pytest.mark.parametrize(("shape", "k"), [((1, 140), 5), ((3, 128), 6), ((9, 8), 2), ((2, 1000), 3), ((1, 9), 4)])

@@ -127,8 +127,11 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
+        # Parents first, and only where the mode differs: a parent's train() also sets its children,
+        # which are then put back; a module that cannot change mode (an exported program) is left alone.
         for module, mode in modes:
-            module.train(mode)
+            if module.training != mode:
+                module.train(mode)
 
 
 def _per_sample(loss: Tensor, n: int) -> Tensor:

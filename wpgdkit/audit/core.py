@@ -374,8 +374,8 @@ def _attack_config(config: AuditConfig, subjects: list[AuditSubject], data: Audi
     trained = [s for s in checkpoints if s.checkpoint.method != "ce"] or checkpoints
     eps, norm = config.eps, config.norm
     if eps is None and not trained:
-        raise WpgdkitError("a model from outside wpgdkit carries no training budget: give eps (e.g. 8/255) "
-                           "and norm")
+        raise WpgdkitError("a model from outside wpgdkit carries no training budget: give one (eps), e.g. 8/255, "
+                           "and its norm if not linf (norm)")
     if eps is None or norm is None:
         budgets = {(s.checkpoint.threat.eps, s.checkpoint.threat.norm) for s in trained}
         if not budgets:
@@ -496,7 +496,7 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
 
     _validate(config)
     subjects = [load_subject(path) for path in config.checkpoints]
-    if config.model is not None:
+    if config.model is not None and not _only_grants_import(config.model, subjects):
         subjects.append(subject_from_source(config.model))
     unique_names(subjects)
     first = subjects[0]
@@ -522,6 +522,21 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
     x, y = load_eval_split(data.dataset, data.class_indices, split=config.split, data_dir=config.data_dir,
                            limit=config.limit, seed=data.seed)
     return _run(config, subjects, extra, data, attack, metric, origin, x, y, progress=progress)
+
+
+def _only_grants_import(source: Any, subjects: list[AuditSubject]) -> bool:
+    """``--model SPEC`` without weights that names the code of an audited checkpoint: permission, not a model.
+
+    A checkpoint trained with the user's own module imports it only when the
+    user names it again; that ``--model`` must not add an untrained copy of the
+    network to the audit.
+    """
+    if source.weights:
+        return False
+    from wpgdkit.models.foreign import same_model_code
+
+    return any(s.checkpoint is not None and s.checkpoint.model.runs_user_code
+               and same_model_code(s.checkpoint.model.source.get("spec", ""), source.spec) for s in subjects)
 
 
 def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, AuditSubject], data: AuditData,

@@ -201,10 +201,10 @@ def resolve_data(subjects: list[AuditSubject], *, dataset: str | None, options: 
     """
     trained = next((s for s in subjects if s.checkpoint is not None), None)
     if trained is not None:
-        return _checkpoint_data(trained, dataset=dataset, classes=classes)
+        return _checkpoint_data(trained, dataset=dataset, classes=classes, options=options)
     if dataset is None:
-        raise WpgdkitError("a model from outside wpgdkit carries no dataset, classes or budget: give dataset "
-                           "(a registry name such as cifar10, a .npz or .csv file, or imagefolder:PATH) and eps")
+        raise WpgdkitError("a model from outside wpgdkit carries no dataset: give one (dataset), e.g. cifar10, "
+                           "data.npz, train.csv or imagefolder:PATH, and its budget (eps)")
     spec = open_spec(dataset, options)
     from wpgdkit.labelmetric.core import resolve_class_indices
 
@@ -273,13 +273,15 @@ def _eps_units(spec) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _checkpoint_data(trained: AuditSubject, *, dataset: str | None, classes: tuple[str, ...] | None) -> AuditData:
+def _checkpoint_data(trained: AuditSubject, *, dataset: str | None, classes: tuple[str, ...] | None,
+                     options: Any | None = None) -> AuditData:
     record = trained.checkpoint.data
     if classes and tuple(classes) != record.classes:
         raise WpgdkitError(f"{trained.path} was trained on the classes {', '.join(record.classes[:6])}"
                            f"{', ...' if len(record.classes) > 6 else ''}; classes cannot change them")
+    _check_options_agree(trained, options)
     if record.source is not None:
-        spec = reopen_recorded(record, path=dataset)
+        spec = reopen_recorded(record, path=dataset, test=getattr(options, "test", None))
     else:
         if dataset is not None and dataset != record.dataset:
             raise WpgdkitError(f"{trained.path} was trained on {record.dataset}, not {dataset}")
@@ -291,7 +293,30 @@ def _checkpoint_data(trained: AuditSubject, *, dataset: str | None, classes: tup
                      input_range=record.input_range, eps_units=_eps_units(spec), seed=record.seed, record=record)
 
 
-def reopen_recorded(record: DataRecord, *, path: str | None = None):
+def _check_options_agree(trained: AuditSubject, options: Any | None) -> None:
+    """Data options beside a checkpoint must be the ones it was trained with: a checkpoint fixes its data.
+
+    ``test`` (where a moved CSV test file is now) and ``seed`` are not compared.
+    """
+    if options is None:
+        return
+    from wpgdkit.datasets.files import DataOptions
+
+    given = dataclasses.replace(options, test=None, seed=0)
+    if given == DataOptions():
+        return
+    source = trained.checkpoint.data.source
+    recorded = DataOptions() if source is None else DataOptions.from_record(
+        {k: v for k, v in (source.get("options") or {}).items() if k != "seed"})
+    recorded = dataclasses.replace(recorded, test=None, seed=0)
+    for name in ("label_column", "test_fraction", "bounds", "standardize", "image_size", "synsets"):
+        if getattr(given, name) != getattr(DataOptions(), name) and getattr(given, name) != getattr(recorded, name):
+            raise WpgdkitError(f"{trained.path} was trained with {name.replace('_', '-')} "
+                               f"{getattr(recorded, name)!r}; a checkpoint fixes how its data is read, so "
+                               f"({name}) cannot change it")
+
+
+def reopen_recorded(record: DataRecord, *, path: str | None = None, test: str | None = None):
     """Reopen the files a run was trained on, with the options it used; at ``path`` if they have moved.
 
     The files must hold what they held at training time (their SHA-256 is
@@ -306,6 +331,8 @@ def reopen_recorded(record: DataRecord, *, path: str | None = None):
     from wpgdkit.datasets.files import IMAGEFOLDER_PREFIX, reopen_dataset
 
     source = dict(record.source)
+    if test is not None:
+        source["test"] = str(test)  # a moved CSV test file; its recorded SHA-256 still guards the content
     if path is not None:
         kind = source.get("kind")
         bare = path[len(IMAGEFOLDER_PREFIX):] if path.startswith(IMAGEFOLDER_PREFIX) else path

@@ -32,8 +32,16 @@ __all__ = [
     "data_options",
 ]
 
-#: Help of every command's ``--dataset``.
-DATASET_HELP = "Dataset: a registered name (see `wpgdkit datasets`), a .npz or .csv file, or imagefolder:PATH."
+def dataset_help() -> str:
+    """Help of every command's ``--dataset``: the registered names (plugins' too) and the file forms."""
+    from wpgdkit.datasets import list_datasets
+
+    return (f"Dataset: {', '.join(list_datasets())} (see `wpgdkit datasets`), a .npz or .csv file, "
+            "or imagefolder:PATH.")
+
+
+#: The same, computed once when the CLI is imported (the registry is read then anyway).
+DATASET_HELP = dataset_help()
 
 
 DataTestOption = Annotated[

@@ -7,8 +7,17 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from wpgdkit.cli._common import choices, safe, stdout, write_json, output_file
-from wpgdkit.datasets import get_dataset, list_datasets
+from wpgdkit.cli._common import safe, stdout, write_json, output_file
+from wpgdkit.cli._dataopts import (
+    DATASET_HELP,
+    BoundsOption,
+    DataTestOption,
+    ImageSizeOption,
+    LabelColumnOption,
+    StandardizeOption,
+    TestFractionOption,
+    data_options,
+)
 from wpgdkit.models import describe_models, format_shape
 
 # model_rows is the library's describe_models, kept importable under its old name.
@@ -16,13 +25,16 @@ model_rows = describe_models
 
 __all__ = ["models", "model_rows"]
 
-ModelsDatasetName = choices("ModelsDatasetName", list_datasets())
-
-
 def models(
     dataset: Annotated[
-        ModelsDatasetName, typer.Option(help="Dataset whose class count and input shape size the models.")
-    ] = ModelsDatasetName("cifar10"),
+        str, typer.Option(help=DATASET_HELP + " Its class count and input shape size the models.")
+    ] = "cifar10",
+    test: DataTestOption = None,
+    label_column: LabelColumnOption = None,
+    test_fraction: TestFractionOption = None,
+    bounds: BoundsOption = "data",
+    standardize: StandardizeOption = False,
+    image_size: ImageSizeOption = None,
     json_out: Annotated[
         Optional[str], typer.Option("--json", help="Write the list as JSON to PATH, or - for stdout.", callback=output_file)
     ] = None,
@@ -32,7 +44,10 @@ def models(
     Every model takes pixel-space inputs and normalises them itself with the
     dataset's mean and std, so attacks work in pixel space.
     """
-    spec = get_dataset(dataset.value)
+    from wpgdkit.audit.subjects import open_spec
+
+    options = data_options(test, label_column, test_fraction, bounds, standardize, image_size)
+    spec = open_spec(dataset, None if options == type(options)() else options)
     rows = describe_models(spec.name)
     if json_out is not None:
         write_json(

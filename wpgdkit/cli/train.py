@@ -31,9 +31,15 @@ MethodName = choices("MethodName", list(METHODS))
 NormName = choices("NormName", list(NORMS))
 ScheduleName = choices("ScheduleName", list(SCHEDULES))
 
-_MODEL_HELP = ("The network: a registry name (see `wpgdkit models`), PKG.MODULE:FACTORY or path/to/file.py:FACTORY, "
-               "torchvision:NAME or timm:NAME (extra). Importing a module or .py file runs its code: name only code "
-               "you trust.")
+def _model_help() -> str:
+    from wpgdkit.models import list_models
+
+    return (f"The network: {', '.join(list_models())} (see `wpgdkit models`), PKG.MODULE:FACTORY or "
+            "path/to/file.py:FACTORY, torchvision:NAME or timm:NAME (extra). Importing a module or .py file runs "
+            "its code: name only code you trust.")
+
+
+_MODEL_HELP = _model_help()
 
 
 def train(

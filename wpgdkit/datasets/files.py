@@ -88,8 +88,6 @@ EPS_UNITS: dict[str, str] = {
 _WNID = re.compile(r"^n\d{8}$")
 _SYNSET = re.compile(r"^(?:n\d{8}|\S+\.n\.\d+)$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_MAX_CLASS_NAME = 1000
 _NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 _GREY_BANDS = {"1", "L", "I", "F"}
 
@@ -235,7 +233,7 @@ def _refuse_options(options: DataOptions, kind: str, *names: str) -> None:
         "test": "applies to .csv files (arrays carry their test split as x_test and y_test)",
         "label_column": "applies to .csv files",
         "test_fraction": "applies to .csv and .npz data (an image folder has its own test/ or val/ folder)",
-        "standardize": "applies to .csv and .npz data, not to image folders",
+        "standardize": "applies to .csv and .npz data",
         "image_size": "applies to imagefolder: datasets",
     }
     for name in names:
@@ -530,18 +528,14 @@ def _classes(class_names: list[str] | None, labels: list[np.ndarray], origin: st
 
 
 def _check_class_names(names: Sequence[str], origin: str) -> None:
-    for i, name in enumerate(names):
-        if not isinstance(name, str) or not name:
-            raise DataFormatError(f"{origin}: class name {i} is empty or not a string")
-        if len(name) > _MAX_CLASS_NAME:
-            raise DataFormatError(f"{origin}: class name {i} has {len(name):,} characters; the limit is {_MAX_CLASS_NAME:,}")
-        found = _CONTROL.search(name)
-        if found:
-            raise DataFormatError(f"{origin}: class name {i} ({name[:40]!r}) holds control character U+{ord(found.group()):04X}")
-    seen: set[str] = set()
-    duplicates = sorted({n for n in names if n in seen or seen.add(n)})
-    if duplicates:
-        raise DataFormatError(f"{origin}: duplicate class names: {', '.join(duplicates)}")
+    """The rules every class list follows (labelmetric's, one home), as a data-format error."""
+    from wpgdkit.errors import MetricFormatError
+    from wpgdkit.labelmetric.io import check_class_names
+
+    try:
+        check_class_names(list(names), origin)
+    except MetricFormatError as exc:
+        raise DataFormatError(str(exc)) from None
 
 
 def _check_finite(x: np.ndarray, split: str, origin: str) -> None:

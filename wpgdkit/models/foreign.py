@@ -809,3 +809,19 @@ def _check_output(out: Any, batch: int, num_classes: int, name: str) -> None:
         raise OutputWidthError(f"{name} outputs {out.shape[1]} logits per input; the data has {num_classes} classes")
     if not out.is_floating_point():
         raise ModelLoadError(f"{name} returns {out.dtype} values; logits must be floating point")
+
+
+def same_model_code(a: str, b: str) -> bool:
+    """Whether two ``--model`` specs name the same code: equal, or the same factory of a ``.py`` file of the same name.
+
+    Decides whether the user named the module a checkpoint was trained with.
+    The file may have moved since (``my_models.py:Net`` and
+    ``/new/place/my_models.py:Net`` match): naming it is the consent to run it,
+    and weights that do not fit the code are refused anyway.
+    """
+    if a == b:
+        return True
+    head_a, _, factory_a = a.rpartition(":")
+    head_b, _, factory_b = b.rpartition(":")
+    return (factory_a == factory_b and head_a.endswith(".py") and head_b.endswith(".py")
+            and os.path.basename(head_a) == os.path.basename(head_b))

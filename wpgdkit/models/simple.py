@@ -202,11 +202,7 @@ class Conv1dNet(nn.Module):
 
 @register_model(
     "conv1d",
-    description=(
-        f"1-D CNN for series C×T: 3 conv blocks {'/'.join(map(str, CONV1D_WIDTHS))}, kernels "
-        f"{'/'.join(map(str, CONV1D_KERNELS))} (BN, ReLU), global average pooling, linear "
-        "(FCN of Wang et al. 2017 at half width)."
-    ),
+    description="1-D CNN for series (FCN of Wang et al. 2017, half width).",
     input_note=f"C×T series, T ≥ {CONV1D_MIN_LENGTH}",
 )
 def build_conv1d(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
