@@ -8,7 +8,8 @@ keys; everything else reads a :class:`Checkpoint`.
 
 What changes the trained weights is :class:`RunSettings`: the model, the data
 (dataset, classes, subset, split, imbalance, augmentation, seed), the method,
-the threat model of the inner attack, p, λ and the metric (WPGD), the
+the threat model of the inner attack, p, λ and the metric (WPGD and
+fast-WPGD), the
 optimiser and schedule, and the seed. :meth:`RunSettings.fingerprint` hashes
 them; two runs are the same run exactly when their fingerprints are equal,
 which is what ``--resume``, the demo and ``reproduce`` check before reusing a
@@ -48,9 +49,12 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "DataRecord",
+    "FAST_METHODS",
+    "METRIC_METHODS",
     "ModelRecord",
     "OptimizerRecord",
     "RunSettings",
+    "inner_attack",
     "load_checkpoint",
 ]
 
@@ -58,10 +62,26 @@ CHECKPOINT_FORMAT = "wpgdkit-checkpoint"
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
-#: Training methods: clean cross-entropy, PGD adversarial training, Wasserstein PGD (paper, Def. 6).
-METHODS = ("ce", "pgd", "wpgd")
+#: Training methods: clean cross-entropy, PGD adversarial training, Wasserstein PGD (paper, Def. 6), and the
+#: single-step variants of the last two (Wong, Rice & Kolter, "Fast is better than free", ICLR 2020).
+METHODS = ("ce", "pgd", "wpgd", "fast-pgd", "fast-wpgd")
+#: The single-step methods: one step of 1.25·ε from a uniform random start in the ε-ball.
+FAST_METHODS = ("fast-pgd", "fast-wpgd")
+#: The methods whose inner loss is ℓ_W: p, λ and the metric change their weights.
+METRIC_METHODS = ("wpgd", "fast-wpgd")
+# The attack (registry name) that runs each adversarial method's inner maximisation.
+_INNER_ATTACKS = {"pgd": "pgd", "wpgd": "wpgd", "fast-pgd": "pgd", "fast-wpgd": "wpgd"}
 #: Learning-rate schedules, per optimiser step.
 SCHEDULES = ("piecewise", "cosine", "constant")
+
+
+def inner_attack(method: str) -> str | None:
+    """The attack registry name of ``method``'s inner maximisation: ``pgd`` or ``wpgd``; None for ``ce``.
+
+    The fast methods run the same attacks as their multi-step namesakes, with
+    a one-step threat model (see :meth:`wpgdkit.training.TrainConfig.threat`).
+    """
+    return _INNER_ATTACKS.get(method)
 
 
 class CheckpointError(WpgdkitError):
@@ -192,16 +212,16 @@ class RunSettings:
     ----------
     model : ModelRecord
     data : DataRecord
-    method : {"ce", "pgd", "wpgd"}
+    method : {"ce", "pgd", "wpgd", "fast-pgd", "fast-wpgd"}
     threat : ThreatModel
-        The inner attack (ignored by ``ce``).
+        The inner attack (ignored by ``ce``; one step for the fast methods).
     optimizer : OptimizerRecord
     seed : int
         Seed of the weights, the batch order, augmentation and attack starts.
     p, lam : float
-        Power of the metric and λ of ℓ_W (WPGD only).
+        Power of the metric and λ of ℓ_W (:data:`METRIC_METHODS` only).
     metric_sha256 : str or None
-        Digest of the (K, K) float64 metric WPGD trained with (None otherwise).
+        Digest of the (K, K) float64 metric WPGD or fast-WPGD trained with (None otherwise).
     class_weights : dict or None
         How the outer cross-entropy weighted the classes (``{"mode": "balanced"}``
         or a weight file's digest); None: unweighted.
@@ -229,7 +249,7 @@ class RunSettings:
             "optimizer": asdict(self.optimizer),
             "seed": self.seed,
         }
-        if self.method == "wpgd":
+        if self.method in METRIC_METHODS:
             out.update(p=self.p, lam=_plain_float(self.lam), metric_sha256=self.metric_sha256)
         if self.class_weights is not None:  # absent when unweighted: earlier fingerprints stay valid
             out["class_weights"] = dict(self.class_weights)
@@ -311,7 +331,7 @@ class Checkpoint:
     history : list of dict
         One record per epoch (losses, accuracies, learning rate, throughput).
     metric : LabelMetric or None
-        The label metric given to the run (WPGD's; kept for audits).
+        The label metric given to the run (WPGD's or fast-WPGD's; kept for audits).
     optimizer_state, scheduler_state : dict or None
         For ``--resume``.
     eval_steps : int
@@ -425,7 +445,7 @@ class Checkpoint:
                                "seed": s.seed, "fingerprint": self.fingerprint(), "tool_version": self.tool_version}
         if s.method != "ce":
             out["threat"] = _threat_identity(s.threat)
-        if s.method == "wpgd":
+        if s.method in METRIC_METHODS:
             out.update(p=s.p, lam=_plain_float(s.lam))
         return out
 
@@ -568,12 +588,12 @@ class Checkpoint:
             raise CheckpointError(f"{name}: unknown schedule {optimizer.schedule!r}")
         metric = _read_metric_section(payload.get("metric"), name)
         digest = payload.get("metric_sha256")
-        if digest is None and method == "wpgd" and metric is not None:
+        if digest is None and method in METRIC_METHODS and metric is not None:
             digest = metric_digest(metric.matrix)  # version 1 kept the metric itself
         settings = RunSettings(model=model, data=data, method=method, threat=threat, optimizer=optimizer,
                                seed=int(payload.get("seed", 0)), p=float(payload.get("p", 1.0)),
                                lam=_float_or_inf(payload.get("lam", "inf")),
-                               metric_sha256=digest if method == "wpgd" else None,
+                               metric_sha256=digest if method in METRIC_METHODS else None,
                                class_weights=_section(payload.get("class_weights"), "class weights", name))
         epoch = payload["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:

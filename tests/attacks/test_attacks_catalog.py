@@ -45,8 +45,9 @@ def l2(eps: float, steps: int, **kw) -> ThreatModel:
 
 
 def test_registry_lists_the_attacks_and_refuses_unknown_names():
-    assert list_attacks() == ["pgd", "wpgd", "cost-targeted", "autoattack"]
-    with pytest.raises(UnknownNameError, match="pgd, wpgd, cost-targeted, autoattack"):
+    assert list_attacks() == ["pgd", "wpgd", "cost-targeted", "autoattack", "apgd-ce", "apgd-dlr", "apgd-w", "apgd-t",
+                              "worst-cost", "strong"]
+    with pytest.raises(UnknownNameError, match="pgd, wpgd, cost-targeted, autoattack, apgd-ce"):
         get_attack("fgsm")
     with pytest.raises(UnknownNameError):
         AttackConfig("fgsm", ThreatModel(eps=0.1))

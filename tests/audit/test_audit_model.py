@@ -124,3 +124,22 @@ def test_a_model_with_the_wrong_output_width_is_refused():
     model = nn.Linear(2, 5)
     with pytest.raises(WpgdkitError, match="5"):
         audit_model(model, (torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])), attack=ThreatModel(eps=0.1, bounds=None))
+
+
+def test_the_strong_ensemble_reports_each_member_and_never_less_than_any():
+    model, x, y = _problem(seed=4)
+    metric = _metric()
+    threat = ThreatModel(eps=0.8, steps=10, bounds=None)
+    doc = audit_model(model, (x, y), metric=metric, attack=AttackConfig("strong", threat)).to_dict()
+    members = doc["attack_members"]
+    assert [m["name"] for m in members] == ["apgd-ce", "apgd-dlr", "worst-cost"]
+    # The ensemble keeps each point's worst: its AE and S are at least every member's.
+    assert all(doc["adversarial_error"] >= m["adversarial_error"] for m in members)
+    assert all(doc["score"] >= m["score"] - 1e-12 for m in members)
+    # A member alone, with the same seeds, reports what the ensemble recorded for it (worst-cost inside
+    # `strong` uses APGD-T sub-attacks, so only APGD-CE is the same attack on its own).
+    alone = audit_model(model, (x, y), metric=metric, attack=AttackConfig("apgd-ce", threat)).to_dict()
+    recorded = next(m for m in members if m["name"] == "apgd-ce")
+    assert alone["adversarial_error"] == pytest.approx(recorded["adversarial_error"], abs=1e-12)
+    assert all(isinstance(n, int) and n >= 0 for m in members for n in m["weaker_than"].values())
+    assert audit_model(model, (x, y), metric=metric, attack=threat).to_dict()["attack_members"] is None

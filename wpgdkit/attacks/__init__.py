@@ -25,6 +25,7 @@ from wpgdkit.attacks.catalog import AttackConfig, AttackEntry, create_attack, ge
 from wpgdkit.attacks.threat import DEFAULT_STEP_FACTOR, NORMS, ThreatModel, format_budget
 
 _LAZY = {
+    "APGD": "apgd", "APGDT": "apgd", "WorstCost": "worst_cost", "Ensemble": "ensemble", "EnsembleResult": "ensemble",
     "Attack": "base", "PGD": "base", "WPGD": "base", "CostTargeted": "base", "costliest_classes": "base",
     "cost_tensor": "base", "AutoAttack": "autoattack", "pgd_attack": "pgd", "eval_mode": "pgd", "LossFn": "pgd",
 }

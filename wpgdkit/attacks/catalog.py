@@ -11,6 +11,15 @@
                    row of C (the most damaging mistake, which no anchor has)
 ``autoattack``     torchattacks' AutoAttack (optional extra,
                    ``pip install 'wpgdkit[autoattack]'``)
+``apgd-ce``        APGD (Croce & Hein 2020, Alg. 1) on cross-entropy
+``apgd-dlr``       APGD on the DLR loss (their eq. 4; K ≥ 3)
+``apgd-w``         APGD on ℓ_W with the metric (p, λ as ``wpgd``)
+``apgd-t``         APGD-T: targeted DLR towards the runner-up classes (K ≥ 4)
+``worst-cost``     targeted attacks towards every costlier class, costliest
+                   first, plus an untargeted one; each point keeps the
+                   costliest class reached (the worst-case S)
+``strong``         per point, the worst case by cost of APGD-CE, APGD-DLR
+                   (K ≥ 3) and worst-cost with APGD-T sub-attacks
 =================  ==========================================================
 
 :class:`AttackConfig` names an adversary, its threat model and the
@@ -50,6 +59,9 @@ class AttackConfig:
         Power of the metric in ℓ_W (``wpgd``), > 0.
     lam : float, default=inf
         λ of ℓ_W's entropy term (``wpgd``), > 0; ``inf`` drops it.
+    targets : int or None, default=None
+        ``worst-cost``/``strong``: how many of each row's costliest classes
+        to aim at (None: all of them for K ≤ 20, the 19 costliest beyond).
 
     Raises
     ------
@@ -61,6 +73,7 @@ class AttackConfig:
     threat: ThreatModel
     p: float = 1.0
     lam: float = math.inf
+    targets: int | None = None
 
     def __post_init__(self) -> None:
         get_attack(self.name)  # unknown names fail here, listing the valid ones
@@ -70,6 +83,9 @@ class AttackConfig:
             raise WpgdkitError(f"attack_p must be a positive finite number, got {self.p!r}")
         if not (isinstance(self.lam, (int, float)) and self.lam > 0):  # also rejects NaN
             raise WpgdkitError(f"attack_lam must be positive (inf drops the entropy term), got {self.lam!r}")
+        if self.targets is not None and (isinstance(self.targets, bool) or not isinstance(self.targets, int)
+                                         or self.targets < 1):
+            raise WpgdkitError(f"targets must be a whole number of at least 1, got {self.targets!r}")
 
     @property
     def entry(self) -> AttackEntry:
@@ -84,6 +100,10 @@ class AttackConfig:
         """Plain JSON values (λ = ∞ as the string ``"inf"``), the threat model's keys flattened in."""
         out: dict[str, Any] = {"name": self.name, **self.threat.to_dict(), "p": self.p,
                                "lam": "inf" if math.isinf(self.lam) else self.lam}
+        if self.targets is not None:
+            out["targets"] = self.targets
+        if self.name.startswith("apgd"):
+            out["step_size"] = None  # APGD adapts its step from 2ε (its own schedule)
         if self.name == "autoattack":
             # AutoAttack brings its own schedules: say so rather than report settings it ignored.
             out.update(steps=None, step_size=None, random_start=None, schedule="torchattacks AutoAttack, standard")
@@ -193,3 +213,57 @@ register_attack(AttackEntry("cost-targeted", "targeted PGD towards the costliest
                             _cost_targeted, needs_metric=True))
 register_attack(AttackEntry("autoattack", "torchattacks' AutoAttack (pip install 'wpgdkit[autoattack]')", _autoattack,
                             check=_check_autoattack))
+
+
+def _apgd(loss: str) -> AttackFactory:
+    def build(model, config, metric):
+        from wpgdkit.attacks.apgd import APGD
+
+        if loss == "wasserstein":
+            return APGD(model, loss=loss, metric=metric, p=config.p, lam=config.lam, threat=config.threat)
+        return APGD(model, loss=loss, threat=config.threat)
+
+    return build
+
+
+def _apgd_t(model, config, metric):
+    from wpgdkit.attacks.apgd import APGDT
+
+    return APGDT(model, threat=config.threat)
+
+
+def _worst_cost(model, config, metric):
+    from wpgdkit.attacks.worst_cost import WorstCost
+
+    return WorstCost(model, metric, threat=config.threat, targets=config.targets)
+
+
+def _strong(model, config, metric):
+    """AutoAttack's idea for costs: per point, the worst case over diverse attacks, ranked by the cost reached."""
+    from wpgdkit.attacks.apgd import APGD
+    from wpgdkit.attacks.base import cost_tensor
+    from wpgdkit.attacks.ensemble import Ensemble
+    from wpgdkit.attacks.worst_cost import WorstCost
+
+    members, names = [APGD(model, loss="ce", threat=config.threat)], ["apgd-ce"]
+    if cost_tensor(metric).shape[0] >= 3:  # DLR needs three classes
+        members.append(APGD(model, loss="dlr", threat=config.threat))
+        names.append("apgd-dlr")
+    members.append(WorstCost(model, metric, threat=config.threat, targets=config.targets,
+                             targeted_attack=lambda m, t: APGD(m, threat=t, targeted=True)))
+    names.append("worst-cost")
+    ensemble = Ensemble(members, metric=metric, names=names)
+    ensemble.name = "strong"
+    return ensemble
+
+
+register_attack(AttackEntry("apgd-ce", "APGD on cross-entropy (Croce & Hein 2020, Alg. 1)", _apgd("ce")))
+register_attack(AttackEntry("apgd-dlr", "APGD on the DLR loss (Croce & Hein 2020, eq. 4; K >= 3)", _apgd("dlr")))
+register_attack(AttackEntry("apgd-w", "APGD on the Wasserstein loss with the metric (--attack-p, --attack-lam)",
+                            _apgd("wasserstein"), needs_metric=True))
+register_attack(AttackEntry("apgd-t", "APGD-T: targeted DLR towards the 9 runner-up classes, worst kept (K >= 4)",
+                            _apgd_t))
+register_attack(AttackEntry("worst-cost", "targeted attacks towards every costlier class, costliest first; each "
+                            "point keeps the costliest class reached", _worst_cost, needs_metric=True))
+register_attack(AttackEntry("strong", "per point, the worst case by cost of APGD-CE, APGD-DLR and worst-cost",
+                            _strong, needs_metric=True))

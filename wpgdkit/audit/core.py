@@ -23,6 +23,13 @@ from wpgdkit import __version__
 from wpgdkit.attacks import AttackConfig, ThreatModel
 from wpgdkit.audit.scores import (
     SCORE_NORMALIZATIONS,
+    binomial_standard_error,
+    cost_sensitive_robust_error,
+    cost_sensitive_robust_error_per_class,
+    default_cost_threshold,
+    hierarchical_distance_at_1,
+    score_standard_error,
+    seed_classes,
     accuracy_gap,
     confusion_matrix,
     entropy_histogram,
@@ -43,6 +50,7 @@ from wpgdkit.audit.subjects import (
     subject_from_source,
     unique_names,
 )
+from wpgdkit.checkpoint import METRIC_METHODS
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.inputs import Range, check_number, check_seed, input_file
 from wpgdkit.labelmetric.compare import Correlation
@@ -101,6 +109,13 @@ class AuditConfig:
         See :class:`~wpgdkit.attacks.ThreatModel`.
     attack_p, attack_lam
         p and λ of the ``wpgd`` attack (:class:`~wpgdkit.attacks.AttackConfig`).
+    targets : int or None
+        ``worst-cost``/``strong``: how many of each row's costliest classes to aim at.
+    cost_threshold : float or None
+        τ of the cost-sensitive robust error (Zhang & Evans 2019): the share of
+        points the adversary sends to a class of cost ≥ τ. None: any positive
+        cost of a binary metric, else the median off-diagonal cost
+        (:func:`~wpgdkit.audit.scores.default_cost_threshold`).
     score_normalize : {"true", "all", "none"}
         Normalisation of S (:func:`~wpgdkit.audit.scores.weighted_score`).
     split : {"test", "train"}
@@ -134,6 +149,8 @@ class AuditConfig:
     eps_text: str | None = None
     steps: int = 20
     restarts: int = 1
+    targets: int | None = None
+    cost_threshold: float | None = None
     attack_p: float = 1.0
     attack_lam: float = math.inf
     score_normalize: str = "true"
@@ -154,6 +171,8 @@ class ModelPredictions:
     adversarial: Tensor      # (N,) predicted classes on adversarial inputs (None-free)
     natural_entropy: Tensor  # (N,) nats
     adversarial_entropy: Tensor
+    # An ensemble adversary: each member's (N,) adversarial predictions, in the ensemble's order.
+    members: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,6 +218,10 @@ class ModelAudit:
     score_delta: float | None = None
     severity_natural: float | None = None
     severity_adversarial: float | None = None
+    cost_sensitive_robust_error: float | None = None
+    hdist_natural: float | None = None
+    hdist_adversarial: float | None = None
+    standard_errors: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -214,6 +237,7 @@ class AuditReport:
     metric_origin: str | None
     models: list[ModelAudit] = field(default_factory=list)
     eps_units: str | None = None
+    cost_threshold: float | None = None
     baseline: str | None = None
     reference: str | None = None
     baseline_natural_error: float | None = None
@@ -257,6 +281,8 @@ class AuditReport:
             "classes": list(self.classes),
             "attack": self.attack.to_dict(),
             "eps_units": self.eps_units,
+            "cost_threshold": self.cost_threshold if self.cost_threshold is not None
+            and math.isfinite(self.cost_threshold) else None,
             "metric": None if self.metric is None else {
                 "origin": self.metric_origin, "matrix": self.metric.matrix.tolist(),
                 "provenance": self.metric.provenance.to_dict(),
@@ -306,15 +332,73 @@ def _model_dict(report: AuditReport, m: ModelAudit) -> dict[str, Any]:
         "confusion_natural": {"counts": m.confusion_natural.tolist(),
                               "rates": confusion_matrix(y, p.natural, k, normalize="true").tolist()},
         "confusion_adversarial": {"counts": m.confusion_adversarial.tolist(), "rates": rates_adv.tolist()},
-        "per_class": per_class_errors(y, p.natural, p.adversarial, report.classes),
+        "per_class": _with_csre(per_class_errors(y, p.natural, p.adversarial, report.classes), report, p),
+        "attack_members": member_comparison(y, p, report.metric, report.config.score_normalize),
         "directional_robustness": _directional(rates_adv, report.classes),
         "gap": _tensor_list(m.gap),
         "correlation": None if m.correlation is None else m.correlation.to_dict(),
         "score": m.score,
         "score_delta": m.score_delta,
         "mistake_severity": {"natural": m.severity_natural, "adversarial": m.severity_adversarial},
+        "cost_sensitive_robust_error": m.cost_sensitive_robust_error,
+        "hierarchical_distance_at_1": {"natural": m.hdist_natural, "adversarial": m.hdist_adversarial},
+        "standard_errors": m.standard_errors,
         "entropy": entropy,
     }
+
+
+def _with_csre(rows: list[dict[str, Any]], report: AuditReport, p: ModelPredictions) -> list[dict[str, Any]]:
+    """Per class, the cost-sensitive robust error too (null without a metric, or for a class with no costly mistake)."""
+    if report.metric is None or report.cost_threshold is None:
+        return rows
+    cost = torch.tensor(report.metric.matrix, dtype=torch.float64)
+    values = cost_sensitive_robust_error_per_class(report.labels, p.adversarial, cost, threshold=report.cost_threshold)
+    for row, value in zip(rows, values.tolist()):
+        row["cost_sensitive_robust_error"] = None if math.isnan(value) else value
+    return rows
+
+
+def member_comparison(y: Tensor, predictions: ModelPredictions, metric: LabelMetric | None,
+                      normalize: str) -> list[dict[str, Any]] | None:
+    """AE and S of each member of an ensemble adversary, and where a later (stronger) member found less.
+
+    Returns
+    -------
+    members : list of dict or None
+        In the ensemble's order: ``name``, ``adversarial_error`` (%), ``score``
+        (S, or None without a metric) and ``weaker_than`` — for each earlier
+        member, the number of points on which it reached a costlier class (or
+        fooled the model where this one did not). The ensemble keeps each
+        point's worst, so it never reports less than any member. None when the
+        adversary is not an ensemble.
+    """
+    if not predictions.members:
+        return None
+    k = int(max(int(y.max()), *(int(p.max()) for p in predictions.members.values()))) + 1
+    cost = torch.tensor(metric.matrix, dtype=torch.float64) if metric is not None else None
+    if cost is not None:
+        k = cost.shape[0]
+    names = list(predictions.members)
+    damage = {}
+    for name, pred in predictions.members.items():
+        fooled = pred != y
+        reached = cost[y, pred.clamp_min(0)] * fooled if cost is not None else torch.zeros(len(y), dtype=torch.float64)
+        damage[name] = (fooled, reached)
+    out = []
+    for j, name in enumerate(names):
+        pred = predictions.members[name]
+        record: dict[str, Any] = {
+            "name": name, "adversarial_error": error_rate(y, pred),
+            "score": weighted_score(confusion_matrix(y, pred, k), cost, normalize=normalize) if cost is not None else None,
+            "weaker_than": {},
+        }
+        fooled_j, cost_j = damage[name]
+        for earlier in names[:j]:
+            fooled_i, cost_i = damage[earlier]
+            more = (cost_i > cost_j) | ((cost_i == cost_j) & fooled_i & ~fooled_j)
+            record["weaker_than"][earlier] = int(more.sum())
+        out.append(record)
+    return out
 
 
 def per_class_errors(y: Tensor, natural: Tensor, adversarial: Tensor, classes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -389,7 +473,7 @@ def _attack_config(config: AuditConfig, subjects: list[AuditSubject], data: Audi
     threat = ThreatModel(eps=eps, step_size=config.step_size, steps=config.steps, norm=norm, restarts=config.restarts,
                          bounds=data.input_range, eps_text=config.eps_text if config.eps is not None else None)
     threat.check_inputs(data.input_shape)
-    return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam)
+    return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam, targets=config.targets)
 
 
 #: The valid range of every number of :class:`AuditConfig`, written once (the messages name the flags).
@@ -400,6 +484,8 @@ AUDIT_RANGES: dict[str, Range] = {
     "restarts": Range(1, 10_000, integer=True),
     "batch_size": _COUNT,
     "limit": _COUNT,
+    "targets": _COUNT,
+    "cost_threshold": Range(0, None, low_open=True),
     "bins": Range(1, 100_000, integer=True),
     "attack_p": Range(0, None, low_open=True),
     "attack_lam": Range(0, None, low_open=True, allow_inf=True),
@@ -448,6 +534,7 @@ def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int,
     from wpgdkit.training.data import batch_seed
 
     outputs: list[list[Tensor]] = [[], [], [], []]
+    members: dict[str, list[Tensor]] = {}
     for index, start in enumerate(range(0, len(x), batch_size)):
         xb = x[start:start + batch_size].to(device)
         yb = y[start:start + batch_size].to(device)
@@ -459,6 +546,9 @@ def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int,
             x_adv = attack(xb, yb, seeds=seeds)
             with torch.no_grad():
                 adv = model(x_adv)
+            result = getattr(attack, "last_result", None)
+            for outcome in (result.members if result is not None else ()):
+                members.setdefault(outcome.name, []).append(outcome.prediction.detach().cpu())
         else:
             adv = clean
         for out, value in zip(outputs, (clean.argmax(1), adv.argmax(1), prediction_entropy(clean),
@@ -466,7 +556,7 @@ def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int,
             out.append(value.detach().cpu())
         if progress is not None:
             progress.advance()
-    return tuple(torch.cat(parts) for parts in outputs)  # type: ignore[return-value]
+    return (*(torch.cat(parts) for parts in outputs), {name: torch.cat(parts) for name, parts in members.items()})
 
 
 def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> AuditReport:
@@ -563,9 +653,9 @@ def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, Aud
         adversary = create_attack(attack, model, metric=metric) if attacked else None
         if progress is not None:
             progress.start_model(item.name, n_batches)
-        outs = _predict(model, x, y, adversary, batch_size=config.batch_size, seed=config.seed, device=device,
-                        progress=progress)
-        predictions[id(item)] = ModelPredictions(*outs)
+        *outs, members = _predict(model, x, y, adversary, batch_size=config.batch_size, seed=config.seed,
+                                  device=device, progress=progress)
+        predictions[id(item)] = ModelPredictions(*outs, members=members)
         del model
 
     report = AuditReport(config=config, attack=attack, dataset=data.dataset, classes=data.classes, labels=y,
@@ -577,6 +667,9 @@ def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, Aud
         base = predictions[id(extra["baseline"])]
         baseline_rates = confusion_matrix(y, base.natural, k, normalize="true")
         report.baseline_natural_error = error_rate(y, base.natural)
+    if cost64 is not None:
+        report.cost_threshold = (float(config.cost_threshold) if config.cost_threshold is not None
+                                 else default_cost_threshold(cost64))
     if "reference" in extra and cost64 is not None:
         ref = predictions[id(extra["reference"])]
         report.reference_score = weighted_score(confusion_matrix(y, ref.adversarial, k), cost64,
@@ -684,7 +777,7 @@ def audit_model(
     threat = attack.threat
     config = AuditConfig(checkpoints=tuple(s.name for s in subjects), attack=attack.name, eps=threat.eps,
                          norm=threat.norm, step_size=threat.step_size, eps_text=threat.eps_text, steps=threat.steps,
-                         restarts=threat.restarts, attack_p=attack.p, attack_lam=attack.lam,
+                         restarts=threat.restarts, targets=attack.targets, attack_p=attack.p, attack_lam=attack.lam,
                          score_normalize=score_normalize, split=split, limit=limit, batch_size=batch_size,
                          device=device, seed=seed, bins=bins,
                          baseline=extra["baseline"].path if "baseline" in extra else None,
@@ -701,7 +794,8 @@ def audit_model(
         metric_value, origin = None, None
     else:
         metric_value, origin = _resolve_metric(None, subjects, resolved)
-    attack = _AttackConfig(attack.name, threat.replace(bounds=resolved.input_range), p=attack.p, lam=attack.lam)
+    attack = _AttackConfig(attack.name, threat.replace(bounds=resolved.input_range), p=attack.p, lam=attack.lam,
+                           targets=attack.targets)
     attack.threat.check_inputs(resolved.input_shape)
     if attack.entry.needs_metric and metric_value is None:
         raise WpgdkitError(f"the {attack.name} attack needs a label metric; give metric")
@@ -774,7 +868,7 @@ def _measure(item: AuditSubject, pred: ModelPredictions, y: Tensor, k: int, cost
     method = item.method
     m = ModelAudit(
         name=item.name, checkpoint=item.path, method=method,
-        p=run.p if run is not None and method == "wpgd" else None,
+        p=run.p if run is not None and method in METRIC_METHODS else None,
         train_eps=run.threat.eps if run is not None and method != "ce" else None,
         natural_error=error_rate(y, pred.natural), adversarial_error=error_rate(y, pred.adversarial),
         confusion_natural=confusion_matrix(y, pred.natural, k),
@@ -791,7 +885,33 @@ def _measure(item: AuditSubject, pred: ModelPredictions, y: Tensor, k: int, cost
             m.score_delta = m.score - report.reference_score
         m.severity_natural = _none_if_nan(mistake_severity(y, pred.natural, cost))
         m.severity_adversarial = _none_if_nan(mistake_severity(y, pred.adversarial, cost))
+        m.hdist_natural = _none_if_nan(hierarchical_distance_at_1(y, pred.natural, cost))
+        m.hdist_adversarial = _none_if_nan(hierarchical_distance_at_1(y, pred.adversarial, cost))
+        m.cost_sensitive_robust_error = _none_if_nan(cost_sensitive_robust_error(
+            y, pred.adversarial, cost, threshold=report.cost_threshold))
+    m.standard_errors = _standard_errors(m, y, cost, report, config)
     return m
+
+
+def _standard_errors(m: ModelAudit, y: Tensor, cost: Tensor | None, report: AuditReport,
+                     config: AuditConfig) -> dict[str, Any]:
+    """Binomial standard errors of the rates, and S's from the confusion counts (one test set; seeds not included)."""
+    n = len(y)
+    out: dict[str, Any] = {"natural_error": _none_if_nan(binomial_standard_error(m.natural_error, n)),
+                           "adversarial_error": _none_if_nan(binomial_standard_error(m.adversarial_error, n))}
+    if cost is None:
+        return out
+    tau = report.cost_threshold
+    seeded = int(seed_classes(cost, threshold=tau)[y].sum()) if tau is not None and math.isfinite(tau) else 0
+    out.update(
+        score=_none_if_nan(score_standard_error(m.confusion_adversarial, cost, normalize=config.score_normalize)),
+        cost_sensitive_robust_error=(_none_if_nan(binomial_standard_error(m.cost_sensitive_robust_error, seeded))
+                                     if m.cost_sensitive_robust_error is not None else None),
+        hierarchical_distance_at_1={
+            "natural": _none_if_nan(score_standard_error(m.confusion_natural, cost, normalize="all")),
+            "adversarial": _none_if_nan(score_standard_error(m.confusion_adversarial, cost, normalize="all"))},
+    )
+    return out
 
 
 def _none_if_nan(value: float) -> float | None:

@@ -19,7 +19,12 @@ name made safe for a file name):
 ==================================  =============================================
 
 Every file is written atomically; class names label the axes up to 40
-classes, indices beyond.
+classes, indices beyond. Every K×K picture shows the classes in one
+arrangement, by default the label metric's hierarchy with a few groups of
+related classes marked (label order without a metric, or with
+``order="label"``), so blocks of related classes line up from one picture to
+the next. Colour scales are shared where pictures are compared: the
+confusion matrices span [0, 1], and the gaps of all models one range.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from wpgdkit.audit.core import AuditReport, ModelAudit
 from wpgdkit.audit.scores import confusion_matrix, entropy_histogram
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.figures import PLOT_SUFFIXES, agg_pyplot, save_figure
+from wpgdkit.labelmetric.ordering import PLOT_ORDERS, ClassArrangement, arrange_classes
 from wpgdkit.labelmetric.plot import draw_heatmap, heatmap_size, plot_heatmap
 
-__all__ = ["write_audit_plots", "PLOT_FORMATS", "safe_file_stem", "plot_file_stems"]
+__all__ = ["write_audit_plots", "PLOT_FORMATS", "PLOT_ORDERS", "safe_file_stem", "plot_file_stems",
+           "audit_arrangement", "gap_color_range"]
 
 #: The formats :func:`write_audit_plots` can write.
 PLOT_FORMATS = tuple(suffix.lstrip(".") for suffix in PLOT_SUFFIXES)
@@ -103,18 +110,48 @@ def _correlation_text(model: ModelAudit) -> str:
     return f"ρ(G, metric): Pearson {c.pearson:+.2f}, Spearman {c.spearman:+.2f} over {c.pairs} pairs"
 
 
+def audit_arrangement(report: AuditReport, *, order: str = "metric") -> ClassArrangement:
+    """The one arrangement of the classes every K×K picture of ``report`` uses.
+
+    ``"metric"``: the hierarchy of the audit's label metric
+    (:func:`~wpgdkit.labelmetric.ordering.arrange_classes`), label order
+    without a metric; ``"label"``: label order.
+    """
+    metric = report.metric.matrix if report.metric is not None else None
+    return arrange_classes(report.num_classes, metric, order=order)
+
+
+def gap_color_range(models: list[ModelAudit]) -> tuple[float, float]:
+    """(vmin, vmax) of the gap pictures: 0 to the largest off-diagonal gap of any model.
+
+    One range for all models, so that the same colour means the same gap in
+    every model's picture; (0, 1) when no model has a positive gap.
+    """
+    top = 0.0
+    for model in models:
+        if model.gap is None:
+            continue
+        gap = model.gap.double().cpu().numpy()
+        off = gap[~np.eye(gap.shape[0], dtype=bool)]
+        if off.size and np.isfinite(off).any():
+            top = max(top, float(np.nanmax(off)))
+    return 0.0, top if top > 0 else 1.0
+
+
 # --- the pictures ------------------------------------------------------------------------
 
 
-def _plot_metric(report: AuditReport, path: Path) -> Path:
+def _plot_metric(report: AuditReport, path: Path, arrangement: ClassArrangement | None = None) -> Path:
     k = report.num_classes
     origin = f" ({report.metric_origin})" if report.metric_origin else ""
     return plot_heatmap(report.metric.matrix, report.classes, path, title=f"label metric{origin}",
                         colorbar_label="cost c(i, j)", annotate=k <= ANNOTATE_MAX_CLASSES, value_format=".2g",
-                        vmin=0.0, xlabel="class j", ylabel="class i")
+                        vmin=0.0, xlabel="class j", ylabel="class i",
+                        order=arrangement if arrangement is not None else "label")
 
 
-def _plot_confusion(report: AuditReport, model: ModelAudit, kind: str, path: Path) -> Path:
+def _plot_confusion(report: AuditReport, model: ModelAudit, kind: str, path: Path,
+                    arrangement: ClassArrangement | None = None) -> Path:
     k = report.num_classes
     predictions = model.predictions.natural if kind == "natural" else model.predictions.adversarial
     rates = confusion_matrix(report.labels, predictions, k, normalize="true").numpy()
@@ -125,20 +162,24 @@ def _plot_confusion(report: AuditReport, model: ModelAudit, kind: str, path: Pat
         title = (f"{model.name}: where the adversary sends each class (AE {model.adversarial_error:.1f}%)\n"
                  f"{_attack_text(report)}")
         bar = "share of the true class's points sent there"
+    # Rates of the true class's points: [0, 1] for every model and both kinds, so pictures compare directly.
     return plot_heatmap(rates, report.classes, path, title=title, colorbar_label=bar, cmap="Blues",
                         annotate=k <= ANNOTATE_MAX_CLASSES, value_format=".2f", vmin=0.0, vmax=1.0,
-                        xlabel="predicted class", ylabel="true class")
+                        xlabel="predicted class", ylabel="true class",
+                        order=arrangement if arrangement is not None else "label")
 
 
-def _plot_gap(report: AuditReport, model: ModelAudit, path: Path) -> Path:
+def _plot_gap(report: AuditReport, model: ModelAudit, path: Path, arrangement: ClassArrangement | None = None,
+              color_range: tuple[float, float] | None = None) -> Path:
+    """The gap beside the metric; ``color_range`` default: this model's own (see :func:`gap_color_range`)."""
     plt = agg_pyplot()
     k = report.num_classes
     gap = model.gap.double().cpu().numpy().copy()
-    off = ~np.eye(k, dtype=bool)
     # The diagonal (how much each class's own accuracy moved) would swamp the
     # colour scale; ρ and the paper's figures are about the off-diagonal pairs.
     np.fill_diagonal(gap, np.nan)
-    top = float(np.nanmax(gap[off])) if k > 1 else 0.0
+    vmin, vmax = color_range if color_range is not None else gap_color_range([model])
+    order = arrangement if arrangement is not None else "label"
     annotate = k <= ANNOTATE_MAX_CLASSES
     size = heatmap_size(k)
     panels = 2 if report.metric is not None else 1
@@ -148,13 +189,13 @@ def _plot_gap(report: AuditReport, model: ModelAudit, path: Path) -> Path:
         if report.metric is not None:
             draw_heatmap(fig, axes[0, 0], report.metric.matrix, report.classes, title="label metric C",
                          colorbar_label="cost c(i, j)", annotate=annotate, value_format=".2g", vmin=0.0,
-                         xlabel="class j", ylabel="class i")
+                         xlabel="class j", ylabel="class i", order=order)
         baseline = _stem_of(report.baseline) or "baseline"
         draw_heatmap(fig, ax_gap, gap, report.classes,
                      title=f"accuracy gap G = |C_{model.name} − C_{baseline}|\n(off-diagonal; diagonal grey)",
                      colorbar_label="|Δ share of the true class| (natural)", cmap="magma",
-                     annotate=annotate, value_format=".3f", vmin=0.0, vmax=top if top > 0 else 1.0,
-                     xlabel="predicted class", ylabel="true class")
+                     annotate=annotate, value_format=".3f", vmin=vmin, vmax=vmax,
+                     xlabel="predicted class", ylabel="true class", order=order)
         heading = f"{model.name} vs baseline {baseline}"
         correlation = _correlation_text(model)
         fig.suptitle(f"{heading}\n{correlation}" if correlation else heading)
@@ -273,7 +314,8 @@ def _plot_comparison(report: AuditReport, path: Path) -> Path:
     return path
 
 
-def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fmt: str = "png") -> list[Path]:
+def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fmt: str = "png",
+                      order: str = "metric") -> list[Path]:
     """Write the pictures of an audit into ``folder`` (created if missing).
 
     Parameters
@@ -282,6 +324,10 @@ def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fm
         The result of :func:`~wpgdkit.audit.audit`.
     folder : path-like
     fmt : {"png", "pdf", "svg"}, keyword-only, default="png"
+    order : {"metric", "label"}, keyword-only, default="metric"
+        The classes of every K×K picture in the order of the label metric's
+        hierarchy, groups of related classes marked (label order when the
+        audit has no metric), or in label order (:func:`audit_arrangement`).
 
     Returns
     -------
@@ -295,21 +341,28 @@ def write_audit_plots(report: AuditReport, folder: str | os.PathLike[str], *, fm
     Raises
     ------
     WpgdkitError
-        An unknown format, or a folder that is a file or cannot be created.
+        An unknown format or order, or a folder that is a file or cannot be created.
     """
     fmt = str(fmt).lower().lstrip(".")
     if fmt not in PLOT_FORMATS:
         raise WpgdkitError(f"unknown plot format {fmt!r}; choose one of: {', '.join(PLOT_FORMATS)}")
+    if order not in PLOT_ORDERS:
+        raise WpgdkitError(f"unknown plot order {order!r}; choose one of: {', '.join(PLOT_ORDERS)}")
+    # Both computed once, before any folder exists: one arrangement and one gap scale for every picture.
+    arrangement = audit_arrangement(report, order=order)
+    gap_range = gap_color_range(report.models)
     final = Path(folder)
     with _staged_folder(final) as out:
         written: list[Path] = []
         if report.metric is not None:
-            written.append(_plot_metric(report, out / f"metric.{fmt}"))
+            written.append(_plot_metric(report, out / f"metric.{fmt}", arrangement))
         for model, stem in zip(report.models, plot_file_stems([m.name for m in report.models])):
-            written.append(_plot_confusion(report, model, "natural", out / f"{stem}-confusion-natural.{fmt}"))
-            written.append(_plot_confusion(report, model, "adversarial", out / f"{stem}-confusion-adversarial.{fmt}"))
+            written.append(_plot_confusion(report, model, "natural", out / f"{stem}-confusion-natural.{fmt}",
+                                           arrangement))
+            written.append(_plot_confusion(report, model, "adversarial",
+                                           out / f"{stem}-confusion-adversarial.{fmt}", arrangement))
             if model.gap is not None:
-                written.append(_plot_gap(report, model, out / f"{stem}-gap.{fmt}"))
+                written.append(_plot_gap(report, model, out / f"{stem}-gap.{fmt}", arrangement, gap_range))
             if report.num_classes >= 2:
                 written.append(_plot_entropy(report, model, out / f"{stem}-entropy.{fmt}"))
         if len(report.models) >= 2:

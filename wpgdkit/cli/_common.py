@@ -83,7 +83,8 @@ _PARAMETERS = ("eps", "step_size", "steps", "restarts", "attack_p", "attack_lam"
                "lr", "momentum", "weight_decay", "eval_steps", "workers", "threads", "limit", "test_limit", "bins",
                "metric", "resume", "force", "out", "seed", "val_fraction", "imbalance", "norm", "class_weights",
                "model_kwargs", "weights", "input_shape", "mean", "std", "model", "dataset", "label_column",
-               "test_fraction", "test", "bounds", "image_size", "synsets", "model_dir", "threat_model", "standardize")
+               "test_fraction", "test", "bounds", "image_size", "synsets", "model_dir", "threat_model", "standardize",
+               "targets", "co_guard")
 _PARAMETER_PATTERN = re.compile(r"(^|; |\()(" + "|".join(sorted(_PARAMETERS, key=len, reverse=True)) + r")(?= must\b|\))")
 
 

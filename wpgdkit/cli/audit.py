@@ -32,6 +32,7 @@ AttackName = choices("AttackName", list_attacks())
 NormName = choices("AuditNormName", list(NORMS))
 ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
 SplitName = choices("AuditSplitName", list(SPLITS))
+PlotOrder = choices("AuditPlotOrder", ["metric", "label"])
 
 
 def audit(
@@ -70,6 +71,13 @@ def audit(
     steps: Annotated[int, typer.Option(help="Attack iterations.")] = 20,
     step_size: Annotated[Optional[str], typer.Option(help=f"Step, e.g. 1/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
     restarts: Annotated[int, typer.Option(help="Random restarts; each point keeps its worst.")] = 1,
+    cost_threshold: Annotated[Optional[float], typer.Option(
+        help="τ of the cost-sensitive robust error: points sent to a class of cost ≥ τ (default: any positive cost "
+             "of a binary metric, else the median off-diagonal cost).")] = None,
+    plot_order: Annotated[PlotOrder, typer.Option(help="Class order of the K×K plots: the metric's hierarchy "
+                                                  "(clusters contiguous, groups marked) or label order.")] = PlotOrder("metric"),
+    targets: Annotated[Optional[int], typer.Option(help="worst-cost, strong: aim at each row's N costliest classes "
+                                                   "(default all of them for K ≤ 20, 19 beyond).")] = None,
     attack_p: Annotated[float, typer.Option("--attack-p", help="wpgd attack: power of the metric, C^p.")] = 1.0,
     attack_lam: Annotated[str, typer.Option("--attack-lam", help="wpgd attack: λ of the entropy term ('inf' drops it).")] = "inf",
     score_normalize: Annotated[ScoreNormalization, typer.Option(help="S per class (true), per point (all) or the raw sum of eq. 7 (none).")] = ScoreNormalization("true"),
@@ -110,7 +118,7 @@ def audit(
         metric=str(metric) if metric else None, attack=attack.value,
         eps=parse_budget(eps, name="--eps") if eps is not None else None, eps_text=eps, norm=norm.value if norm else None,
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
-        steps=steps, restarts=restarts, attack_p=attack_p, attack_lam=parse_lam(attack_lam, name="--attack-lam"),
+        steps=steps, restarts=restarts, targets=targets, cost_threshold=cost_threshold, attack_p=attack_p, attack_lam=parse_lam(attack_lam, name="--attack-lam"),
         score_normalize=score_normalize.value, split=split.value, limit=limit,
         data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, device=device.value, seed=seed, bins=bins,
     )
@@ -127,7 +135,7 @@ def audit(
         # The plots are drawn in a temporary folder beside PLOTS and moved in at the end: an interrupt leaves
         # PLOTS as it was (no partial set), and the JSON is written after them.
         with interruptible(lambda: "nothing was written"):
-            write_audit_plots(report, plots)
+            write_audit_plots(report, plots, order=plot_order.value)
     if json_out is not None:
         write_json(report.to_dict(), json_out)
     if not quiet:
@@ -152,8 +160,8 @@ def _render(report, console) -> None:
         + (f"; ε in {escape(report.eps_units)}" if report.eps_units else "")
     )
     table = Table(title="audit" if len(report.models) == 1 else "comparison")
-    for col in ("model", "method", "NE %", "AE %", "ρ Pearson/Spearman", "S", "S − S_ref", "severity adv",
-                "entropy nat/adv"):
+    for col in ("model", "method", "NE %", "AE %", "ρ Pearson/Spearman", "S", "S − S_ref", "CSRE %",
+                "hdist@1 nat/adv", "severity adv", "entropy nat/adv"):
         table.add_column(col, justify="left" if col in ("model", "method") else "right", no_wrap=True)
     for m in report.models:
         method = m.method + (f" p={m.p:g}" if m.p is not None else "")
@@ -161,11 +169,12 @@ def _render(report, console) -> None:
         table.add_row(
             escape(m.name), method, _fmt(m.natural_error), _fmt(m.adversarial_error),
             f"{_fmt(rho.pearson if rho else None, '+.3f')} / {_fmt(rho.spearman if rho else None, '+.3f')}",
-            _fmt(m.score, ".4f"), _fmt(m.score_delta, "+.4f"), _fmt(m.severity_adversarial, ".3f"),
+            _fmt(m.score, ".4f"), _fmt(m.score_delta, "+.4f"), _fmt(m.cost_sensitive_robust_error),
+            f"{_fmt(m.hdist_natural, '.3f')} / {_fmt(m.hdist_adversarial, '.3f')}", _fmt(m.severity_adversarial, ".3f"),
             f"{float(m.predictions.natural_entropy.mean()):.3f} / {float(m.predictions.adversarial_entropy.mean()):.3f}",
         )
-    # At least 130 columns: piped output defaults to 80, and a cropped table is useless in a log file.
-    wide = Console(file=console.file, width=max(console.width, 130), highlight=False, soft_wrap=False,
+    # At least 170 columns: piped output defaults to 80, and a cropped table is useless in a log file.
+    wide = Console(file=console.file, width=max(console.width, 170), highlight=False, soft_wrap=False,
                    no_color=console.no_color, force_terminal=console.is_terminal)
     wide.print(table)
     notes = []
@@ -174,13 +183,33 @@ def _render(report, console) -> None:
     if report.reference is None:
         notes.append("no --reference: no S − S_ref")
     if report.metric is None:
-        notes.append("no metric: no S, ρ or severity")
+        notes.append("no metric: no S, ρ, CSRE, hdist@1 or severity")
+    elif report.cost_threshold is not None:
+        notes.append(f"CSRE: share of points sent to a class of cost ≥ τ = {report.cost_threshold:g}")
     if notes:
         console.print("[dim]" + "; ".join(notes) + "[/dim]")
     if report.num_classes <= PER_CLASS_TABLE_MAX:
         _render_per_class(report, wide)
     for m in report.models:
         _render_flips(report, m, console)
+        _render_members(report, m, console)
+
+
+def _render_members(report, m, console) -> None:
+    """An ensemble adversary's members: AE and S each, and any point where a later member found less."""
+    from rich.markup import escape
+
+    from wpgdkit.audit.core import member_comparison
+
+    members = member_comparison(report.labels, m.predictions, report.metric, report.config.score_normalize)
+    if not members:
+        return
+    parts = [f"{escape(r['name'])} AE {r['adversarial_error']:.2f}" + (f" S {r['score']:.4f}" if r["score"] is not None else "")
+             for r in members]
+    flags = [f"{escape(earlier)} beat {escape(r['name'])} on {n} point(s)"
+             for r in members for earlier, n in r["weaker_than"].items() if n]
+    console.print(f"{escape(m.name)}: members: " + "; ".join(parts)
+                  + (f" [yellow](a later member found less: {'; '.join(flags)})[/yellow]" if flags else ""))
 
 
 #: The per-class table is shown up to this many classes (CIFAR-10, fault types, diagnoses); the JSON always has it.

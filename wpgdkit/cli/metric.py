@@ -70,6 +70,7 @@ EXIT_CHECK_FAILED = 1
 SourceName = choices("SourceName", list_sources())
 Normalization = choices("Normalization", list(NORMALIZATIONS))
 SplitName = choices("SplitName", list(SPLITS))
+PlotOrder = choices("PlotOrder", ["metric", "label"])
 def _measure_help() -> str:
     """The sources' measures for --help; a broken plugin source must not break every command's start-up."""
     parts = []
@@ -282,6 +283,8 @@ def show(
     allow_asymmetric: AsymmetricOption = False,
     top: Annotated[int, typer.Option(help="How many nearest and farthest classes to list.", min=1)] = 3,
     plot: Annotated[Optional[Path], typer.Option(help="Write a heatmap (.png, .pdf, .svg) with class names.", callback=output_file)] = None,
+    plot_order: Annotated[PlotOrder, typer.Option(help="Class order of the heatmap: the metric's hierarchy (clusters "
+                                                  "contiguous, groups marked) or label order.")] = PlotOrder("metric"),
     json_out: JsonOption = None,
 ) -> None:
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
@@ -292,7 +295,7 @@ def show(
         from wpgdkit.labelmetric.plot import plot_heatmap
 
         plot_heatmap(metric.matrix, metric.classes, plot, title=f"{path.name}" + (f" ({origin})" if origin else ""),
-                     colorbar_label="cost")
+                     colorbar_label="cost", order=plot_order.value)
     if json_out is not None:
         write_json(
             {"path": str(path), "classes": list(metric.classes), "provenance": metric.provenance.to_dict(),

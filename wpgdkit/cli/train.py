@@ -1,15 +1,18 @@
-"""``wpgdkit train``: adversarial training with CE, PGD or WPGD."""
+"""``wpgdkit train``: adversarial training with CE, PGD, WPGD or their fast (single-step) variants."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from wpgdkit.cli._common import DeviceName, choices, split_list, stderr, output_file
+from wpgdkit.cli._common import DeviceName, _visible, choices, split_list, stderr, output_file
 from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS
 from wpgdkit.checkpoint import METHODS, SCHEDULES
 from wpgdkit.cli._dataopts import (
@@ -30,6 +33,7 @@ from wpgdkit.errors import WpgdkitError
 MethodName = choices("MethodName", list(METHODS))
 NormName = choices("NormName", list(NORMS))
 ScheduleName = choices("ScheduleName", list(SCHEDULES))
+CoGuard = choices("CoGuard", ["stop", "warn", "off"])  # wpgdkit.training.loop.CO_GUARDS (imported lazily: torch)
 
 def _model_help() -> str:
     from wpgdkit.models import list_models
@@ -64,8 +68,11 @@ def train(
         "--class-weights", metavar="balanced|FILE",
         help="Weights of the outer cross-entropy per class: balanced (n / (K·n_k), as scikit-learn) or a file "
              "(class,weight rows, or K numbers).")] = None,
-    method: Annotated[MethodName, typer.Option(help="ce: clean; pgd: PGD adversarial training; wpgd: Wasserstein PGD.")] = MethodName("pgd"),
-    metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (required for wpgd).")] = None,
+    method: Annotated[MethodName, typer.Option(help=(
+        "ce: clean; pgd: PGD adversarial training; wpgd: Wasserstein PGD; fast-pgd, fast-wpgd: one step of "
+        "1.25·eps (or --step-size) from a random start on CE or on the Wasserstein loss (Wong et al. 2020; "
+        "--steps does not apply), with the --co-guard check."))] = MethodName("pgd"),
+    metric: Annotated[Optional[Path], typer.Option(help="Label-metric file (required for wpgd and fast-wpgd).")] = None,
     p: Annotated[float, typer.Option("--p", help="Power of the metric, C^p.")] = 1.0,
     lam: Annotated[str, typer.Option("--lam", help="λ of the entropy term 1/(λ log K)·H(ŷ); 'inf' drops it.")] = "inf",
     norm: Annotated[NormName, typer.Option(help="Threat model.")] = NormName("linf"),
@@ -73,6 +80,9 @@ def train(
     step_size: Annotated[Optional[str], typer.Option(help=f"Inner step, e.g. 2/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
     steps: Annotated[int, typer.Option(help="Inner PGD steps.")] = 8,
     eval_steps: Annotated[int, typer.Option(help="PGD steps of the per-epoch robust validation accuracy (0: skip).")] = 8,
+    co_guard: Annotated[CoGuard, typer.Option(
+        "--co-guard", help="Fast methods: when the per-epoch robust validation accuracy collapses below half its "
+        "best (catastrophic overfitting), stop (--out keeps the epoch before), warn, or off.")] = CoGuard("stop"),
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Global batch size (split over torchrun processes).")] = 128,
     lr: Annotated[float, typer.Option(help="Initial learning rate (SGD, Nesterov momentum).")] = 0.1,
@@ -97,7 +107,7 @@ def train(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Train a model with CE, PGD or WPGD; checkpoint after every epoch.
+    """Train a model with CE, PGD, WPGD, fast-PGD or fast-WPGD; checkpoint after every epoch.
 
     Example: wpgdkit train --dataset cifar10 --model wrn-16-10 --method wpgd
     --metric metrics/cifar10-wordnet.csv --p 2.5 --eps 4/255 --steps 8 --epochs 100 --out runs/c10-wpgd.pt.
@@ -119,12 +129,13 @@ def train(
         class_weights=class_weights, method=method.value, metric=str(metric) if metric else None, p=p, lam=parse_lam(lam),
         norm=norm.value, eps=parse_budget(eps, name="--eps"),
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
-        steps=steps, eval_steps=eval_steps, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, force=force, device=device.value,
+        steps=steps, eval_steps=eval_steps, co_guard=co_guard.value, epochs=epochs, batch_size=batch_size, lr=lr,
+        momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, force=force, device=device.value,
         amp=amp, workers=workers, seed=seed, deterministic=deterministic,
     )
     before = _modified(out)
-    with interruptible(lambda: _interrupted(out, epochs, resume, before)), torch_threads(threads):
+    with interruptible(lambda: _interrupted(out, epochs, resume, before)), torch_threads(threads), \
+            _guard_messages():
         if quiet:
             result = run_training(config)
         else:
@@ -132,6 +143,32 @@ def train(
                 result = run_training(config, progress=progress)
     if not quiet and result.history:
         stderr.print(f"checkpoint: {result.checkpoint}  log: {log_path_for(result.checkpoint)}")
+
+
+@contextlib.contextmanager
+def _guard_messages() -> Iterator[None]:
+    """The catastrophic-overfitting guard's warnings as one ``wpgdkit: warning:`` line each; its errors with flags."""
+    from wpgdkit.training.loop import CatastrophicOverfittingWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, CatastrophicOverfittingWarning):
+                # typer.echo, not the Rich console, which would wrap a long line at the terminal's width.
+                typer.echo(f"wpgdkit: warning: {_visible(' '.join(str(message).split()))}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", CatastrophicOverfittingWarning)
+        try:
+            yield
+        except WpgdkitError as exc:
+            # The library names its parameter co_guard; here it is a flag (the other names are mapped on exit).
+            if exc.args and isinstance(exc.args[0], str) and "co_guard" in exc.args[0]:
+                exc.args = (exc.args[0].replace("co_guard", "--co-guard"), *exc.args[1:])
+            raise
 
 
 def _model_source(model: str, model_kwargs, weights, input_shape, mean, std):

@@ -66,15 +66,17 @@ def num(value: float | int) -> str:
 def run_stem(config: Any) -> str:
     """A readable name of a :class:`~wpgdkit.training.TrainConfig`'s run (without the fingerprint)."""
     d = config.data
+    from wpgdkit.checkpoint import FAST_METHODS, METRIC_METHODS
+
     parts = [d.dataset, config.model, config.method]
-    if config.method == "wpgd":
+    if config.method in METRIC_METHODS:
         parts.append(f"p{config.p:g}")
     if d.classes:
         parts.append("c" + "-".join(str(c) for c in d.classes))
     if d.imbalance is not None:
         parts.append(f"imb{d.imbalance:g}")
     if config.method != "ce":
-        parts += [f"{config.norm}-eps{config.eps:.4g}", f"k{config.steps}"]
+        parts += [f"{config.norm}-eps{config.eps:.4g}", "k1" if config.method in FAST_METHODS else f"k{config.steps}"]
     parts += [f"e{config.epochs}", f"n{d.limit}" if d.limit is not None else "nall", f"s{config.seed}"]
     return "-".join(parts).replace("/", "_").replace(" ", "_")
 
@@ -158,13 +160,16 @@ def train_command(config: Any) -> str:
     """The ``wpgdkit train`` command of a :class:`~wpgdkit.training.TrainConfig` (every setting of the run)."""
     d = config.data
     adversarial = config.method != "ce"
+    from wpgdkit.checkpoint import FAST_METHODS, METRIC_METHODS
+
     flags: list[tuple[str, Any]] = [("--dataset", d.dataset), ("--model", config.model), ("--method", config.method)]
-    if config.method == "wpgd":
+    if config.method in METRIC_METHODS:
         flags += [("--metric", config.metric), ("--p", float(config.p))]
         if not math.isinf(config.lam):
             flags.append(("--lam", float(config.lam)))
     if adversarial:
-        flags += [("--norm", config.norm), ("--eps", float(config.eps)), ("--steps", config.steps),
+        flags += [("--norm", config.norm), ("--eps", float(config.eps)),
+                  ("--steps", None if config.method in FAST_METHODS else config.steps),
                   ("--step-size", None if config.step_size is None else float(config.step_size))]
     if d.classes:
         flags.append(("--classes", ",".join(str(c) for c in d.classes)))

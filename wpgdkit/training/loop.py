@@ -1,9 +1,13 @@
-"""Adversarial training: CE, PGD (Madry et al.) and WPGD (paper, Definition 6).
+"""Adversarial training: CE, PGD (Madry et al.), WPGD (paper, Definition 6) and their fast variants.
 
 The inner loop maximises the attack loss inside the ε-ball (cross-entropy for
 ``pgd``, the Wasserstein loss ℓ_W of eq. 5 for ``wpgd``); the outer loop
 minimises cross-entropy at the adversarial point x* (eq. 6). ``ce`` trains on
-clean inputs.
+clean inputs. ``fast-pgd`` and ``fast-wpgd`` replace the inner loop by a single
+step of 1.25·ε from a uniform random start (Wong, Rice & Kolter, "Fast is
+better than free", ICLR 2020, Algorithm 3), on cross-entropy and on ℓ_W; a
+guard watches the per-epoch PGD accuracy on the validation split for the
+catastrophic overfitting such single-step training is prone to.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import glob
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +29,8 @@ import torch.nn.functional as F
 from wpgdkit import __version__
 from wpgdkit.atomic import terminate_as_interrupt
 from wpgdkit.attacks.threat import ThreatModel
-from wpgdkit.checkpoint import METHODS, SCHEDULES, Checkpoint, OptimizerRecord, RunSettings, load_checkpoint, metric_digest
+from wpgdkit.checkpoint import (FAST_METHODS, METHODS, METRIC_METHODS, SCHEDULES, Checkpoint, OptimizerRecord,
+                                 RunSettings, inner_attack, load_checkpoint, metric_digest)
 from wpgdkit.device import DEVICE_NAMES
 from wpgdkit.errors import UnknownNameError, WpgdkitError
 from wpgdkit.inputs import Range, check_number, check_seed
@@ -32,7 +38,21 @@ from wpgdkit.jsonutil import dumps_json
 from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
 
-__all__ = ["METHODS", "SCHEDULES", "TrainConfig", "TrainResult", "train", "log_path_for", "run_settings"]
+__all__ = ["METHODS", "SCHEDULES", "CO_GUARDS", "CatastrophicOverfittingWarning", "TrainConfig", "TrainResult", "train",
+           "log_path_for", "run_settings"]
+
+#: The fast methods' step, in units of ε: Wong et al.'s α = 1.25·ε (larger steps overfit catastrophically sooner).
+FAST_STEP_FACTOR = 1.25
+#: What the catastrophic-overfitting guard does on a collapse: stop the run, warn and go on, or nothing.
+CO_GUARDS = ("stop", "warn", "off")
+#: The guard's collapse rule (see :class:`TrainConfig`): the best robust validation accuracy so far must have
+#: reached CO_MIN_BEST, and the epoch's must fall below CO_FRACTION of it.
+CO_MIN_BEST = 0.20
+CO_FRACTION = 0.5
+
+
+class CatastrophicOverfittingWarning(UserWarning):
+    """A fast method's robust validation accuracy collapsed (Wong et al. 2020, Sec. 5)."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +73,45 @@ class TrainConfig:
         Weights of the outer cross-entropy per class: ``"balanced"``
         (n / (K · n_k), as scikit-learn) or a file (see
         :func:`~wpgdkit.training.class_weights.resolve_class_weights`); None: unweighted.
-    method : {"ce", "pgd", "wpgd"}
+    method : {"ce", "pgd", "wpgd", "fast-pgd", "fast-wpgd"}
+        ``fast-pgd`` and ``fast-wpgd`` (Wong, Rice & Kolter 2020) take one
+        step of size ``step_size`` (default 1.25·ε) from a uniform random start
+        in the ε-ball, on cross-entropy and on ℓ_W respectively.
     metric : str or None
-        Label-metric file (required for ``wpgd``); its classes must be the
-        dataset's, or the selected ``--classes``, by name and order.
+        Label-metric file (required for ``wpgd`` and ``fast-wpgd``); its classes
+        must be the dataset's, or the selected ``--classes``, by name and order.
     p, lam : float
         Power of the metric and λ of eq. 5 (``inf``: no entropy term).
     norm, eps, step_size, steps, random_start
         The inner attack's :class:`~wpgdkit.attacks.ThreatModel` (``step_size``
-        None takes its default).
+        None takes its default, 2.5·ε/steps). The fast methods fix one step:
+        ``steps`` must be left at its default (which they ignore) or be 1;
+        ``step_size`` None means 1.25·ε, and a given one replaces it (the
+        projection keeps a step longer than ε inside the ball); ``random_start``
+        must stay True (from the clean point the single step is FGSM, which
+        overfits catastrophically).
     eval_steps : int
         PGD steps of the per-epoch robust validation accuracy (0 skips it).
+        The fast methods' guard needs it: at least 1 unless ``co_guard`` is off.
+    co_guard : {"stop", "warn", "off"}
+        The catastrophic-overfitting guard of the fast methods (ignored by the
+        others). Epoch t *collapses* when its robust validation accuracy
+        (``val_robust_accuracy``, ``eval_steps``-step PGD on the validation
+        split) is below ``CO_FRACTION`` (0.5) of the best of the earlier epochs
+        of the run, and that best is at least ``CO_MIN_BEST`` (0.2): single-step
+        training that overfits drops to near zero within an epoch, while a model
+        still near chance is not judged. ``stop`` ends the run there without
+        saving epoch t: ``out`` keeps epoch t − 1 (every epoch since the best
+        passed the test, so it is a good one), the log gets epoch t's record
+        with a ``collapse`` entry, :attr:`TrainResult.collapse` holds it, and a
+        :class:`CatastrophicOverfittingWarning` says so in one line. ``warn``
+        warns the same way, for every epoch below the threshold, and trains on
+        (the saved records keep their ``collapse`` entry). The guard is not part of the run's fingerprint: it never
+        changes the weights of a saved epoch. Resuming a stopped run continues
+        from epoch t − 1 and replays epoch t with the same batches and starts,
+        so with ``stop`` it stops there again (a bitwise replay on
+        deterministic hardware) and leaves ``out`` as it was; resume with
+        ``warn`` (or ``off``) to train through the collapse on purpose.
     epochs, batch_size, lr, momentum, weight_decay, schedule
         SGD with Nesterov momentum; the schedule is per step: ``piecewise``
         (×0.1 at 50 % and 75 % of training), ``cosine`` or ``constant``.
@@ -99,6 +147,7 @@ class TrainConfig:
     steps: int = 8
     random_start: bool = True
     eval_steps: int = 8
+    co_guard: str = "stop"
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
@@ -115,17 +164,52 @@ class TrainConfig:
     deterministic: bool = False
 
     def threat(self, bounds: tuple[float, float] | None) -> ThreatModel:
-        """The inner attack's threat model on data in ``bounds`` (validated there)."""
+        """The inner attack's threat model on data in ``bounds`` (validated there).
+
+        For the fast methods: one step of ``step_size``, by default
+        ``FAST_STEP_FACTOR · eps`` (1.25·ε), whatever ``steps`` says.
+        """
+        if self.method in FAST_METHODS:
+            step = self.step_size
+            if step is None and isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool):
+                step = FAST_STEP_FACTOR * self.eps  # (a bad eps is left to the threat model's one line)
+            return ThreatModel(eps=self.eps, step_size=step, steps=1, norm=self.norm,
+                               random_start=self.random_start, bounds=bounds)
         return ThreatModel(eps=self.eps, step_size=self.step_size, steps=self.steps, norm=self.norm,
                            random_start=self.random_start, bounds=bounds)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the catastrophic-overfitting guard watches this run (a fast method, ``co_guard`` not off)."""
+        return self.method in FAST_METHODS and self.co_guard != "off"
+
+
+_DEFAULT_STEPS = TrainConfig.__dataclass_fields__["steps"].default
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the checkpoint path and the per-epoch records."""
+    """What :func:`train` returns: the checkpoint path and the per-epoch records.
+
+    Attributes
+    ----------
+    checkpoint : Path
+    history : list of dict
+        The records of the epochs saved in ``checkpoint``.
+    collapse : dict or None
+        When the catastrophic-overfitting guard stopped the run: the record of
+        the collapsed epoch, which was not saved (its ``collapse`` entry names
+        the epoch ``checkpoint`` keeps). None otherwise.
+    """
 
     checkpoint: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    collapse: dict[str, Any] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the catastrophic-overfitting guard ended the run before its last epoch."""
+        return self.collapse is not None
 
 
 def log_path_for(checkpoint: str | os.PathLike[str]) -> Path:
@@ -160,6 +244,8 @@ class DivergenceError(WpgdkitError):
 def _validate(config: TrainConfig) -> None:
     if config.method not in METHODS:
         raise UnknownNameError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
+    if config.co_guard not in CO_GUARDS:
+        raise UnknownNameError(f"unknown co_guard {config.co_guard!r}; choose one of: {', '.join(CO_GUARDS)}")
     if config.schedule not in SCHEDULES:
         raise UnknownNameError(f"unknown schedule {config.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     if config.device not in DEVICE_NAMES:
@@ -172,15 +258,37 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config.data, name)
         if value is not None:
             check_number(name, value, valid)
+    if config.method in FAST_METHODS:
+        _validate_fast(config)
     config.threat(bounds=None)  # eps, step_size, steps, norm: validated by the threat model, before any work
     from wpgdkit.models import get_model_spec
 
     if config.model_source is None or config.model_source.kind() == "registry":
         get_model_spec(config.model_source.spec if config.model_source is not None else config.model)
-    if config.method == "wpgd" and config.metric is None:
-        raise WpgdkitError("method wpgd needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
+    if config.method in METRIC_METHODS and config.metric is None:
+        raise WpgdkitError(f"method {config.method} needs a label metric (metric), e.g. metrics/cifar10-wordnet.csv")
     if Path(config.out).suffix != ".pt":
         raise WpgdkitError(f"out must end in .pt, got {config.out}")
+
+
+def _validate_fast(config: TrainConfig) -> None:
+    """What a single-step method refuses: other step counts, no random start, a guard with nothing to watch."""
+    method = config.method
+    # The default cannot be told from an explicit equal value: it is ignored (and so accepted), anything else refused.
+    if config.steps not in (1, _DEFAULT_STEPS) or isinstance(config.steps, bool):
+        raise WpgdkitError(f"steps must be 1 or left out for method {method} (it takes one step of "
+                           f"{FAST_STEP_FACTOR:g}·eps from a random start), got {config.steps!r}")
+    if not config.random_start:
+        raise WpgdkitError(f"random_start must be True for method {method}: one step from the clean point is "
+                           "FGSM, which overfits catastrophically (Wong et al. 2020)")
+    if not config.guarded:
+        return
+    if config.eval_steps < 1:
+        raise WpgdkitError(f"eval_steps must be at least 1 for method {method}: its catastrophic-overfitting guard "
+                           "watches the PGD accuracy on the validation split (or turn the guard off: co_guard off)")
+    if config.data.val_fraction == 0:
+        raise WpgdkitError(f"val_fraction must be above 0 for method {method}: its catastrophic-overfitting guard "
+                           "watches the PGD accuracy on the validation split (or turn the guard off: co_guard off)")
 
 
 def _load_metric(config: TrainConfig, classes: tuple[str, ...]):
@@ -213,12 +321,12 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
 
     _validate(config)
     data = data_record(config.data)
-    if metric is None and config.method == "wpgd":
+    if metric is None and config.method in METRIC_METHODS:
         metric = _load_metric(config, data.classes)
     shape = tuple(dataset_spec(config.data).input_shape)
     threat = config.threat(data.input_range)
     threat.check_inputs(shape)
-    if metric is not None and config.method == "wpgd":
+    if metric is not None and config.method in METRIC_METHODS:
         from wpgdkit.losses import check_powered_cost
 
         check_powered_cost(float(metric.matrix.max()), config.p)
@@ -229,7 +337,7 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
                                   momentum=float(config.momentum), weight_decay=float(config.weight_decay),
                                   schedule=config.schedule),
         seed=config.seed, p=float(config.p), lam=float(config.lam),
-        metric_sha256=metric_digest(metric.matrix) if config.method == "wpgd" and metric is not None else None,
+        metric_sha256=metric_digest(metric.matrix) if config.method in METRIC_METHODS and metric is not None else None,
         class_weights=_class_weights_identity(config.class_weights),
     )
 
@@ -314,13 +422,14 @@ def train(
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     progress: Any | None = None,
 ) -> TrainResult:
-    """Train a model with CE, PGD or WPGD and checkpoint it after every epoch.
+    """Train a model with CE, PGD, WPGD, fast-PGD or fast-WPGD and checkpoint it after every epoch.
 
     Parameters
     ----------
     config : TrainConfig
     on_epoch_end : callable, keyword-only, optional
-        Called with each epoch's record after its checkpoint is written.
+        Called with each epoch's record after its checkpoint is written (not for
+        an epoch the catastrophic-overfitting guard stopped at: nothing is written).
     progress : optional
         A reporter with ``start_epoch(epoch, batches)``, ``advance(stats)`` and
         ``end_epoch(record)`` (the CLI passes a Rich one).
@@ -354,6 +463,10 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     if config.deterministic:
         _make_deterministic()
     data = prepare_data(config.data)
+    if config.guarded and len(data.val) == 0:
+        raise WpgdkitError(f"val_fraction must leave a validation split for method {config.method}: "
+                           f"{config.data.val_fraction:g} of this data gave none (its catastrophic-overfitting guard "
+                           "watches the PGD accuracy there; or turn the guard off: co_guard off)")
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = _build_network(config, settings)
     class_weights = _class_weights(config, data, ctx.device)
@@ -379,11 +492,13 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     forward_model = _Autocast(model, ctx.device.type) if (config.amp and ctx.device.type == "cuda") else model
     trained = ctx.wrap(forward_model)
     threat = settings.threat
-    # The inner maximisation of eq. 2 / eq. 6: PGD on CE, or on ℓ_W with the metric (WPGD).
+    # The inner maximisation of eq. 2 / eq. 6: PGD on CE, or on ℓ_W with the metric (WPGD); the fast methods run
+    # the same attacks with their one-step threat model (config.threat).
     attack = None if config.method == "ce" else create_attack(
-        AttackConfig(config.method, threat, p=config.p, lam=config.lam), forward_model, metric=metric)
+        AttackConfig(inner_attack(config.method), threat, p=config.p, lam=config.lam), forward_model, metric=metric)
     evaluation = create_attack(AttackConfig("pgd", threat.with_steps(config.eval_steps)), forward_model) \
         if config.eval_steps > 0 else None
+    guard = _CollapseGuard.resumed(history) if config.guarded else None
     for epoch in range(start_epoch, config.epochs):
         try:
             record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress,
@@ -393,6 +508,18 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
             kept = (f"{out} keeps epoch {history[-1]['epoch']}, the last finite one" if history else "nothing was saved")
             raise DivergenceError(f"{exc}; {kept} (try a lower lr, or check eps and the metric)") from None
         record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch))
+        if guard is not None and _collapsed(ctx, guard, record):
+            record["collapse"] = guard.describe(config.co_guard, kept_epoch=epoch)
+            if ctx.is_main:
+                warnings.warn(_collapse_message(config, out, record), CatastrophicOverfittingWarning, stacklevel=3)
+            if config.co_guard == "stop":
+                # Epoch t's weights are not saved: out keeps epoch t - 1. The log still says what happened.
+                if ctx.is_main:
+                    with open(log_path_for(out), "a", encoding="utf-8") as log:
+                        log.write(dumps_json(record, indent=None))
+                if progress is not None:
+                    progress.end_epoch(record)
+                return TrainResult(out, history, collapse=record)
         history.append(record)
         if ctx.is_main:
             Checkpoint(settings=settings, epoch=epoch + 1, state_dict=model.state_dict(), history=history,
@@ -407,6 +534,61 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
         if on_epoch_end is not None:
             on_epoch_end(record)
     return TrainResult(out, history)
+
+
+@dataclass
+class _CollapseGuard:
+    """The best robust validation accuracy of a run so far, and the collapse rule (see :class:`TrainConfig`)."""
+
+    best: float = 0.0
+    best_epoch: int | None = None
+
+    @classmethod
+    def resumed(cls, history: list[dict[str, Any]]) -> _CollapseGuard:
+        """The guard of a run whose saved epochs are ``history`` (empty for a new run)."""
+        guard = cls()
+        for record in history:
+            guard.offer(record)
+        return guard
+
+    def offer(self, record: dict[str, Any]) -> None:
+        accuracy = record.get("val_robust_accuracy")
+        if accuracy is not None and accuracy > self.best:
+            self.best, self.best_epoch = float(accuracy), int(record["epoch"])
+
+    def collapses(self, record: dict[str, Any]) -> bool:
+        """Whether ``record``'s epoch collapsed; if not, it joins the run's best."""
+        accuracy = record.get("val_robust_accuracy")
+        if accuracy is None:
+            return False
+        if self.best >= CO_MIN_BEST and accuracy < CO_FRACTION * self.best:
+            return True
+        self.offer(record)
+        return False
+
+    def describe(self, action: str, *, kept_epoch: int) -> dict[str, Any]:
+        """The ``collapse`` entry of a collapsed epoch's record."""
+        out: dict[str, Any] = {"action": action, "best_val_robust_accuracy": self.best, "best_epoch": self.best_epoch,
+                               "threshold": CO_FRACTION * self.best}
+        if action == "stop":
+            out["kept_epoch"] = kept_epoch
+        return out
+
+
+def _collapsed(ctx, guard: _CollapseGuard, record: dict[str, Any]) -> bool:
+    """The guard's verdict, the same on every rank: a rank that stops alone would leave the others waiting."""
+    verdict = guard.collapses(record)
+    votes = ctx.all_reduce_sum(torch.tensor([1.0 if verdict else 0.0], dtype=torch.float64))
+    return votes[0].item() > 0
+
+
+def _collapse_message(config: TrainConfig, out: Path, record: dict[str, Any]) -> str:
+    c = record["collapse"]
+    what = (f"stopped; {out} keeps epoch {c['kept_epoch']}" if c["action"] == "stop"
+            else "training goes on (the guard only warns)")
+    return (f"catastrophic overfitting at epoch {record['epoch']} of {config.method}: robust validation accuracy "
+            f"{record['val_robust_accuracy']:.3f} < {CO_FRACTION:g} × {c['best_val_robust_accuracy']:.3f} "
+            f"(epoch {c['best_epoch']}); {what}")
 
 
 def _check_weights(model: torch.nn.Module, epoch: int) -> None:
