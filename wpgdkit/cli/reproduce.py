@@ -21,7 +21,7 @@ _EXPERIMENTS_HELP = "; ".join(f"{name}: {text}" for name, text in experiment_des
 
 def reproduce(
     experiment: Annotated[ExperimentName, typer.Argument(help=_EXPERIMENTS_HELP)],
-    scale: Annotated[ScaleName, typer.Option(help="quick: Fashion-MNIST or toy on a CPU in minutes; paper: WRN-16-10, CIFAR-10, ε = 4/255, 8 inner steps, 20-step evaluation (a GPU).")] = ScaleName("quick"),
+    scale: Annotated[ScaleName, typer.Option(help="quick: Fashion-MNIST or toy on a CPU in minutes; cpu: the MLP on all of Fashion-MNIST, 10 epochs, full test set (a CPU); paper: WRN-16-10, CIFAR-10, ε = 4/255, 8 inner steps, 20-step evaluation (a GPU).")] = ScaleName("quick"),
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the scale's).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model registry name (default: the scale's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the scale's).")] = None,
