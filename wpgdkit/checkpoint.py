@@ -732,14 +732,11 @@ def _check_integrity(path: Path) -> None:
     so a flipped byte in a weight tensor would load as a silently wrong
     weight. Files that are not zip archives are left to ``torch.load``.
     """
-    import zipfile
+    from wpgdkit.inputs import ZIP_READ_ERRORS, failed_zip_record
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except zipfile.BadZipFile:
-        return  # not a zip archive (legacy format, truncated, foreign): torch.load decides
-    except (OSError, EOFError, ValueError, RuntimeError, zipfile.LargeZipFile) as exc:
+        bad = failed_zip_record(path)  # None also for a file that is not a zip: torch.load decides
+    except ZIP_READ_ERRORS as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupted archive: {type(exc).__name__})") from None
     if bad is not None:
         raise CheckpointError(f"{path}: corrupted: the record {bad.rsplit('/', 1)[-1]} fails its checksum "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,27 @@ def file_sha256(path: str | os.PathLike[str], *, what: str = "file") -> str:
     except OSError as exc:
         raise DataNotFoundError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     return digest.hexdigest()
+
+
+def failed_zip_record(path: str | os.PathLike[str]) -> str | None:
+    """The name of the first record of a zip archive that fails its CRC-32, or None when all pass.
+
+    torch reads the records of its zip files without checking them, so a
+    flipped byte would load as a wrong weight. A file that is not a zip
+    archive (legacy format, truncated, foreign) gives None: its loader decides.
+
+    Raises
+    ------
+    OSError, EOFError, ValueError, RuntimeError, zipfile.LargeZipFile
+        When the archive cannot be read at all (the caller words the message).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except zipfile.BadZipFile:
+        return None
+
+
+#: What :func:`failed_zip_record` raises for an archive it cannot read.
+ZIP_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, RuntimeError,
+                                                    zipfile.LargeZipFile)

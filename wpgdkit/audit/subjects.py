@@ -223,7 +223,7 @@ def open_spec(dataset: str, options: Any | None):
 
     if dataset in list_datasets():
         # The seed is every command's own (--seed); only the file-reading options mean nothing here.
-        if options is not None and dataclasses.replace(options, seed=0) != type(options)():
+        if options is not None and not options.is_default:
             raise WpgdkitError(f"the data options (test, label_column, test_fraction, bounds, standardize, "
                                f"image_size, synsets) apply to dataset files, not to {dataset}")
         return get_dataset(dataset)

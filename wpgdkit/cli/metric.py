@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -196,7 +195,7 @@ def build(
 def _data_options_or_none(*values):
     """The dataset-file options, or None when all are at their defaults (a registered dataset's case)."""
     options = data_options(*values)
-    return None if dataclasses.replace(options, seed=0) == type(options)() else options
+    return None if options.is_default else options
 
 
 def _load(path: Path, classes: Path | None, allow_asymmetric: bool) -> tuple[LabelMetric, MetricReport]:

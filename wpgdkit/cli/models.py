@@ -47,7 +47,7 @@ def models(
     from wpgdkit.audit.subjects import open_spec
 
     options = data_options(test, label_column, test_fraction, bounds, standardize, image_size)
-    spec = open_spec(dataset, None if options == type(options)() else options)
+    spec = open_spec(dataset, None if options.is_default else options)
     rows = describe_models(spec.name)
     if json_out is not None:
         write_json(

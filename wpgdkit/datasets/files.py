@@ -195,6 +195,11 @@ class DataOptions:
         return (low, high)
 
     @property
+    def is_default(self) -> bool:
+        """Whether nothing but the seed is set: no file-reading option was given (a registered dataset's case)."""
+        return all(getattr(self, f.name) == f.default for f in fields(self) if f.name != "seed")
+
+    @property
     def bounds_mode(self) -> str:
         """``"data"``, ``"none"`` or ``"scalar"``."""
         text = self.bounds.strip()

@@ -353,12 +353,11 @@ def _check_crc(path: Path, label: str) -> None:
 
     A file that is not a readable zip (truncated, foreign) is left to the loader, which says so.
     """
+    from wpgdkit.inputs import ZIP_READ_ERRORS, failed_zip_record
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except zipfile.BadZipFile:
-        return
-    except (OSError, EOFError, ValueError, RuntimeError, zipfile.LargeZipFile) as exc:
+        bad = failed_zip_record(path)
+    except ZIP_READ_ERRORS as exc:
         raise ModelLoadError(f"{label} is a corrupted archive ({type(exc).__name__})") from None
     if bad is not None:
         raise ModelLoadError(f"{label} is corrupted: the record {bad.rsplit('/', 1)[-1]} fails its checksum "
