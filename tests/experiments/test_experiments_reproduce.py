@@ -63,6 +63,79 @@ def test_p_sweep_rows_and_reference(results):
     assert all(math.isfinite(r["score"]) for r in rows)
 
 
+def test_p_sweep_audits_every_model_with_every_attack(results):
+    _, done = results
+    r = done["p-sweep"].results
+    assert r["attacks"] == list(rp.AUDIT_ATTACKS) == ["pgd", "wpgd", "apgd-ce", "worst-cost"]
+    for row in r["rows"]:
+        assert list(row["attacks"]) == r["attacks"]
+        # The legacy columns are the PGD and WPGD audits' numbers.
+        assert row["attacks"]["pgd"]["adversarial_error"] == row["adversarial_error"]
+        assert row["attacks"]["wpgd"]["score"] == row["score"]
+        for measures in row["attacks"].values():
+            assert 0 <= measures["adversarial_error"] <= 100 and measures["adversarial_error_se"] >= 0
+            assert measures["score_se"] >= 0 and measures["hierarchical_distance_at_1"] >= 0
+        # Per class: 3 toy classes, 120 test points, a binomial SE per class.
+        assert len(row["per_class_natural_error"]) == 3 and sum(row["per_class_points"]) == 120
+        for e, se, n in zip(row["per_class_natural_error"], row["per_class_natural_error_se"], row["per_class_points"]):
+            assert se == pytest.approx(100 * math.sqrt(e / 100 * (1 - e / 100) / n))
+    for measures in r["rows"][0]["attacks"].values():  # the PGD model is each attack's zero reference
+        assert measures["score_delta"] == 0.0 and measures["score_delta_se"] == 0.0
+    text = done["p-sweep"].report.read_text()
+    assert "| model | attack | AE % | S (eq. 7) |" in text and "worst-cost" in text and "APGD-CE" in text
+
+
+def test_gap_correlation_reports_every_attack_and_the_mantel_test(results):
+    _, done = results
+    r = done["gap-correlation"].results
+    assert [list(m["attacks"]) for m in r["models"]] == [list(rp.AUDIT_ATTACKS)] * 2
+    c = r["correlation"]["toy-paper.csv"]
+    assert 1 / 6 <= c["mantel_pvalue"] <= 1  # K = 3: all 3! relabellings are enumerated
+    assert "Mantel p" in done["gap-correlation"].report.read_text()
+
+
+def test_attack_measures_add_the_two_score_variances():
+    from types import SimpleNamespace
+
+    def model(score, se, delta):
+        return SimpleNamespace(adversarial_error=40.0, score=score, score_delta=delta, severity_adversarial=2.0,
+                               cost_sensitive_robust_error=10.0, hdist_adversarial=0.8,
+                               standard_errors={"adversarial_error": 1.0, "score": se,
+                                                "cost_sensitive_robust_error": 0.5,
+                                                "hierarchical_distance_at_1": {"adversarial": 0.02}})
+
+    reference, other = model(1.0, 0.03, 0.0), model(1.2, 0.04, 0.2)
+    measured = rp.attack_measures(other, reference)
+    assert measured["score_delta_se"] == pytest.approx(0.05)  # sqrt(0.03² + 0.04²)
+    assert rp.attack_measures(reference, reference)["score_delta_se"] == 0.0
+    assert measured["hierarchical_distance_at_1_se"] == 0.02 and measured["cost_sensitive_robust_error_se"] == 0.5
+
+
+def test_trend_and_plus_minus():
+    assert rp.prose.trend([3.0, 2.0, 1.0]) == "falls" and rp.prose.trend([1.0, 2.0]) == "rises"
+    assert rp.prose.trend([1.0, 2.0, 2.0]) == "is not monotone" and rp.prose.trend([1.0, None]) == "is undefined"
+    assert rp.prose._pm(-0.05, 0.01, "+.4f") == "-0.0500 ± 0.0100"
+    assert rp.prose._pm(12.345, None) == "12.35" and rp.prose._pm(None, 1.0) == "–"
+
+
+def test_sweep_reading_says_per_attack_what_moves_with_p():
+    def attacks(delta, severity, ae):
+        return {"pgd": {"score_delta": delta, "score_delta_se": 0.01, "severity": severity, "adversarial_error": 30.0},
+                "apgd-ce": {"score_delta": delta, "score_delta_se": 0.01, "severity": severity,
+                            "adversarial_error": ae}}
+
+    rows = [{"p": 0.0, "name": "pgd", "natural_error": 20.0, "adversarial_error": 30.0, "score_delta": 0.0,
+             "attacks": attacks(0.0, 4.0, 31.0)},
+            {"p": 1.0, "name": "w1", "natural_error": 20.0, "adversarial_error": 30.0, "score_delta": 0.1,
+             "attacks": attacks(0.1, 3.5, 29.0)},
+            {"p": 10.0, "name": "w10", "natural_error": 20.0, "adversarial_error": 30.0, "score_delta": 0.3,
+             "attacks": attacks(0.3, 3.0, 32.0)}]
+    text = rp.prose.sweep_reading(rows, 1000)
+    assert ("- APGD-CE: S − S_PGD for p = 1, 10: +0.1000 ± 0.0100, +0.3000 ± 0.0100 — it rises as p rises; the "
+            "severity of the mistakes (PGD, then p = 1, 10): 4.000, 3.500, 3.000 — it falls.") in text
+    assert "- Attacks that found fewer errors than PGD-20: w1 (APGD-CE 29.00 % < PGD 30.00 %)." in text
+
+
 def test_imbalance_curves_have_one_point_per_epoch_and_the_ratio_is_applied(results):
     _, done = results
     rows = done["imbalance"].results["rows"]
@@ -227,7 +300,8 @@ def test_sweep_reading_compares_each_p_with_pgd_by_standard_errors():
     text = rp.prose.sweep_reading(rows, 1000)
     assert text == (
         "\n**Reading.**\n\n"
-        "- S − S_PGD for p = 1, 2.5, 10: -0.0200, -0.0300, -0.0100; it does not fall monotonically as p rises, "
+        "- S − S_PGD under the WPGD attack (the paper's Table 3) for p = 1, 2.5, 10: -0.0200, -0.0300, -0.0100; "
+        "it does not fall monotonically as p rises, "
         "unlike the paper's Table 3.\n"
         "- NE against PGD's 33.00 % (n = 1000 test points, SE of each difference from the two binomial errors): "
         "p = 1: 30.00 %, within 2 SE of PGD (-3.00 ± 2.08 points); "

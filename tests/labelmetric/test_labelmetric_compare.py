@@ -144,3 +144,56 @@ def test_align_rejects_different_class_sets():
     c = _metric(("x", "y"), np.zeros((2, 2)))
     with pytest.raises(MetricFormatError, match=r"only in the first: z; only in the second: -"):
         metric_correlation(a, c)
+
+
+def _pearson_offdiagonal(a, b):
+    from scipy import stats
+
+    mask = ~np.eye(len(a), dtype=bool)
+    return stats.pearsonr(a[mask], b[mask]).statistic
+
+
+def test_mantel_test_exact_enumeration_matches_brute_force():
+    import itertools
+
+    from wpgdkit.labelmetric.compare import mantel_test
+
+    rng = np.random.default_rng(3)
+    a = rng.random((5, 5))
+    b = a + 0.8 * rng.random((5, 5))
+    observed = abs(_pearson_offdiagonal(a, b))
+    hits = sum(abs(_pearson_offdiagonal(a, b[np.ix_(p, p)])) >= observed - 1e-12
+               for p in itertools.permutations(range(5)))
+    assert mantel_test(a, b) == pytest.approx(hits / 120)
+    assert mantel_test(b, b) == pytest.approx(1 / 120)  # only the identity reaches |r| = 1 for a generic matrix
+
+
+def test_mantel_test_sampled_agrees_with_exact_within_binomial_noise():
+    import itertools
+
+    from wpgdkit.labelmetric.compare import mantel_test
+
+    rng = np.random.default_rng(5)
+    a = rng.random((8, 8))
+    b = a + 2.0 * rng.random((8, 8))
+    observed = abs(_pearson_offdiagonal(a, b))
+    mask = ~np.eye(8, dtype=bool)
+    perms = np.array(list(itertools.permutations(range(8))))
+    y = b[perms[:, :, None], perms[:, None, :]][:, mask]
+    x = a[mask] - a[mask].mean()
+    y = y - y.mean(1, keepdims=True)
+    r = (y @ x) / (np.linalg.norm(y, axis=1) * np.linalg.norm(x))
+    exact = float(np.mean(np.abs(r) >= observed - 1e-12))
+    sampled = mantel_test(a, b, permutations=20000, seed=1)
+    assert abs(sampled - exact) < 4 * np.sqrt(exact * (1 - exact) / 20000) + 1e-4
+
+
+def test_mantel_test_rejects_bad_shapes_and_is_nan_for_constant_input():
+    from wpgdkit.errors import MetricFormatError
+    from wpgdkit.labelmetric.compare import mantel_test
+
+    with pytest.raises(MetricFormatError):
+        mantel_test(np.zeros((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(MetricFormatError):
+        mantel_test(np.zeros((3, 3)), np.zeros((4, 4)))
+    assert np.isnan(mantel_test(np.ones((4, 4)), np.random.default_rng(0).random((4, 4))))

@@ -29,6 +29,8 @@ __all__ = [
     "gap_reading",
     "sweep_report",
     "sweep_reading",
+    "attack_table",
+    "trend",
     "imbalance_report",
     "imbalance_reading",
     "entropy_report",
@@ -81,17 +83,31 @@ def _reading(lines: Sequence[str]) -> str:
 # --- gap-correlation -------------------------------------------------------------------------
 
 
-def gap_report(dataset: str, setting: str, models: Sequence[Sequence[str]], correlations: Mapping[str, dict],
-               gap: np.ndarray | None, plot: str | None) -> str:
-    """The gap-correlation report: models, ρ per metric, the gap's size, the reading, the picture."""
+def gap_report(dataset: str, setting: str, models: Sequence[Mapping[str, Any]], correlations: Mapping[str, dict],
+               gap: np.ndarray | None, plot: str | None, *, cost_threshold: float | None = None) -> str:
+    """The gap-correlation report: models under each attack, ρ per metric, the gap's size, the reading, the picture.
+
+    ``models``: per model ``name``, ``method`` and the measures of
+    :func:`wpgdkit.experiments.reproduce.model_measures`, with ``attacks``
+    (:func:`~wpgdkit.experiments.reproduce.attack_measures` per attack) when audited by several.
+    """
     text = f"# Accuracy gap and the label metric ({dataset})\n\n" + setting
     text += "\nThe paper's Table 1 and Figs. 1–4: G = |C_PGD − C_CE| between the row-normalised natural confusion "
     text += ("matrices, correlated with the metric over the off-diagonal pairs. Negative ρ: PGD's lost accuracy sits "
              "on close classes.\n\n")
-    text += md_table(["model", "NE %", "AE %"], models)
-    text += "\n" + md_table(["metric", "ρ Pearson", "p-value", "ρ Spearman", "pairs"],
+    text += md_table(["model", "method", "NE %", "hdist@1 (clean)"],
+                     [[m["name"], m["method"], _pm(m["natural_error"], m.get("natural_error_se")),
+                       _pm(m.get("hierarchical_distance_at_1_natural"),
+                           m.get("hierarchical_distance_at_1_natural_se"), ".3f")] for m in models])
+    if any(m.get("attacks") for m in models):
+        text += "\n" + attack_table([(m["name"], m["attacks"]) for m in models], reference="PGD",
+                                     cost_threshold=cost_threshold)
+    text += "\n" + md_table(["metric", "ρ Pearson", "p-value", "Mantel p", "ρ Spearman", "pairs"],
                             [[n, _fmt_value(c["pearson"], "+.3f"), _fmt_value(c["pearson_pvalue"], ".2g"),
-                              _fmt_value(c["spearman"], "+.3f"), str(c["pairs"])] for n, c in correlations.items()])
+                              _fmt_value(c.get("mantel_pvalue"), ".2g"), _fmt_value(c["spearman"], "+.3f"),
+                              str(c["pairs"])] for n, c in correlations.items()])
+    text += ("\nThe textbook p-value treats the K(K−1) pairs as independent; the Mantel test relabels the classes "
+             "instead (9,999 random relabellings, or all K! for K ≤ 7) and is the one to read.\n")
     if gap is not None and len(gap) >= 3:
         k = len(gap)
         off = gap[~np.eye(k, dtype=bool)]
@@ -104,16 +120,54 @@ def gap_report(dataset: str, setting: str, models: Sequence[Sequence[str]], corr
     return text
 
 
+def _pm(value: float | None, se: float | None, spec: str = ".2f") -> str:
+    """``value ± se`` (or the value alone without a standard error, an en dash without a value)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if se is None or not math.isfinite(se):
+        return format(value, spec)
+    return f"{value:{spec}} ± {se:{spec.lstrip('+')}}"
+
+
+#: How the attacks' names read in tables.
+ATTACK_LABELS = {"pgd": "PGD", "wpgd": "WPGD (p = 1)", "apgd-ce": "APGD-CE", "worst-cost": "worst-cost"}
+
+
+def attack_table(models: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], *, reference: str,
+                 cost_threshold: float | None = None) -> str:
+    """One row per model and attack: AE, S, S − S_ref, severity, cost-sensitive robust error, hdist@1, with SEs."""
+    rows = []
+    for name, attacks in models:
+        for attack, a in attacks.items():
+            rows.append([name, ATTACK_LABELS.get(attack, attack), _pm(a["adversarial_error"], a["adversarial_error_se"]),
+                         _pm(a["score"], a["score_se"], ".4f"), _pm(a["score_delta"], a["score_delta_se"], "+.4f"),
+                         _fmt_value(a["severity"], ".3f"),
+                         _pm(a["cost_sensitive_robust_error"], a["cost_sensitive_robust_error_se"]),
+                         _pm(a["hierarchical_distance_at_1"], a["hierarchical_distance_at_1_se"], ".3f")])
+    tau = f"τ = {cost_threshold:g}" if cost_threshold is not None else "τ"
+    text = md_table(["model", "attack", "AE %", "S (eq. 7)", f"S − S_{reference}", "severity",
+                     f"CSRE % ({tau})", "hdist@1"], rows)
+    return text + (f"\nAE: adversarial error. S: eq. 7, class-balanced (every adversarial prediction, correct ones at "
+                   f"cost 0). Severity: mean cost of the adversarial mistakes alone. CSRE: cost-sensitive robust error "
+                   f"(Zhang & Evans 2019), the share of points of a class with a costly mistake (cost ≥ τ) sent to one. "
+                   f"hdist@1: mean cost of the adversarial prediction over all points (Bertinetto et al. 2020). "
+                   f"± one standard error over the test points: binomial for rates, from the confusion counts for S "
+                   f"and hdist@1; S − S_{reference} adds the two variances (same test points, so conservative). "
+                   f"Seeds are not in these errors.\n")
+
+
 def gap_reading(correlations: Mapping[str, dict]) -> str:
     lines = []
     for name, c in correlations.items():
-        rho, pval = c["pearson"], c["pearson_pvalue"]
+        rho = c["pearson"]
+        pval = c["mantel_pvalue"] if c.get("mantel_pvalue") is not None else c["pearson_pvalue"]
+        test = "Mantel " if c.get("mantel_pvalue") is not None else ""
         if rho is None or (isinstance(rho, float) and math.isnan(rho)):
             lines.append(f"- {name}: ρ is undefined (a constant gap or metric).")
             continue
         sign = "negative, as the paper reports" if rho < 0 else "positive, unlike the paper's Table 1"
         strength = "significant at 5 %" if pval < 0.05 else "not significant at 5 %"
-        lines.append(f"- {name}: Pearson ρ = {rho:+.3f} is {sign} ({strength}, p = {pval:.2g}).")
+        lines.append(f"- {name}: Pearson ρ = {rho:+.3f} is {sign} ({strength}, {test}p = {pval:.2g}).")
     return _reading(lines)
 
 
@@ -135,18 +189,37 @@ def _against_pgd(error: float, reference: float, n: int) -> str:
     return f"within 2 SE of PGD ({d:+.2f} ± {se:.2f} points)"
 
 
-def sweep_report(dataset: str, setting: str, metric_name: str, eval_steps: int, rows: Sequence[Sequence[str]],
-                 results: Sequence[Mapping[str, Any]], n: int, plot: str) -> str:
+def sweep_report(dataset: str, setting: str, metric_name: str, eval_steps: int, results: Sequence[Mapping[str, Any]],
+                 n: int, plot: str, *, cost_threshold: float | None = None) -> str:
+    """The p-sweep report: clean measures, every attack's measures per model, the reading, the picture.
+
+    ``results``: one row per model (PGD first, as p = 0), as written to ``results.json``.
+    """
     text = f"# Accuracy and robustness against p ({dataset})\n\n" + setting
-    text += (f"\nMetric: `{metric_name}`. AE under PGD-{eval_steps}; S (eq. 7, class-balanced, "
-             "see the README) under WPGD with p = 1, the attacker knowing the metric as in the paper's Table 3, "
-             "and under PGD for comparison. PGD is p = 0.\n\n")
-    text += md_table(["model", "p", "NE %", "AE % (PGD)", "AE % (WPGD)", "S", "S − S_PGD", "S − S_PGD (PGD attack)",
-                      "severity (WPGD)"], rows)
-    text += ("\nS counts every adversarial prediction, correct ones at cost 0, so it mixes how often the adversary "
-             "succeeds with how far it goes; the severity column is the mean cost of the adversarial mistakes alone.\n")
+    text += (f"\nMetric: `{metric_name}`. PGD is p = 0. Every model is audited on the same {n} test points by each "
+             f"attack below, all at the training budget with {eval_steps} steps; WPGD (p = 1) is the attacker that "
+             "knows the metric, as in the paper's Table 3, and worst-cost (targeted attacks towards the costliest "
+             "classes first) is the audit's estimate of the worst case.\n\n")
+    text += md_table(["model", "p", "NE %", "hdist@1 (clean)"],
+                     [[r["name"], f"{r['p']:g}", _pm(r["natural_error"], r.get("natural_error_se")),
+                       _pm(r.get("hierarchical_distance_at_1_natural"),
+                           r.get("hierarchical_distance_at_1_natural_se"), ".3f")] for r in results])
+    if all(r.get("attacks") for r in results):
+        text += "\n" + attack_table([(f"{r['name']} (p = {r['p']:g})", r["attacks"]) for r in results],
+                                     reference="PGD", cost_threshold=cost_threshold)
     text += sweep_reading(results, n)
     return text + f"\n![accuracy/robustness trade-off against p]({plot})\n"
+
+
+def trend(values: Sequence[float | None]) -> str:
+    """``"falls"``, ``"rises"`` (strictly monotone) or ``"is not monotone"``; ``"is undefined"`` with a missing value."""
+    if any(v is None or not math.isfinite(v) for v in values):
+        return "is undefined"
+    if all(b < a for a, b in zip(values, values[1:])):
+        return "falls"
+    if all(b > a for a, b in zip(values, values[1:])):
+        return "rises"
+    return "is not monotone"
 
 
 def sweep_reading(rows: Sequence[Mapping[str, Any]], n: int) -> str:
@@ -166,7 +239,8 @@ def sweep_reading(rows: Sequence[Mapping[str, Any]], n: int) -> str:
     deltas = [r.get("score_delta") for r in wpgd]
     if deltas and all(d is not None for d in deltas):
         falling = all(b < a for a, b in zip(deltas, deltas[1:]))
-        lines.append(f"- S − S_PGD for p = {p_list}: {', '.join(f'{d:+.4f}' for d in deltas)}; "
+        lines.append(f"- S − S_PGD under the WPGD attack (the paper's Table 3) for p = {p_list}: "
+                     f"{', '.join(f'{d:+.4f}' for d in deltas)}; "
                      + ("it falls as p rises, as in the paper's Table 3." if falling else
                         "it does not fall monotonically as p rises, unlike the paper's Table 3."))
     for key, name in (("natural_error", "NE"), ("adversarial_error", "AE under PGD")):
@@ -174,10 +248,37 @@ def sweep_reading(rows: Sequence[Mapping[str, Any]], n: int) -> str:
         lines.append(f"- {name} against PGD's {pgd[key]:.2f} % (n = {n} test points, SE of each difference "
                      f"from the two binomial errors): " + "; ".join(parts) + ".")
     severity = [r.get("severity_wpgd_attack") for r in rows]
-    if all(v is not None for v in severity):
+    if all(v is not None for v in severity) and not all(r.get("attacks") for r in rows):
         sev_list = ", ".join(f"{v:.3f}" for v in severity)
         lines.append(f"- Mean cost of the adversary's mistakes (WPGD attack): {sev_list} (PGD, then p = {p_list}).")
+    lines += _attack_lines(rows, p_list)
     return _reading(lines)
+
+
+def _attack_lines(rows: Sequence[Mapping[str, Any]], p_list: str) -> list[str]:
+    """Per attack: does S − S_PGD (eq. 7) or the severity of the mistakes move with p; and any attack weaker than PGD."""
+    if not all(r.get("attacks") for r in rows):
+        return []
+    lines = []
+    for attack in rows[0]["attacks"]:
+        label = ATTACK_LABELS.get(attack, attack)
+        deltas = [r["attacks"][attack]["score_delta"] for r in rows[1:]]
+        severity = [r["attacks"][attack]["severity"] for r in rows]
+        if any(v is None for v in deltas + severity):
+            continue
+        ses = [r["attacks"][attack]["score_delta_se"] for r in rows[1:]]
+        shown = ", ".join(_pm(d, e, "+.4f") for d, e in zip(deltas, ses))
+        lines.append(f"- {label}: S − S_PGD for p = {p_list}: {shown} — it {trend(deltas)} as p rises; the severity "
+                     f"of the mistakes (PGD, then p = {p_list}): {', '.join(f'{v:.3f}' for v in severity)} — it "
+                     f"{trend(severity)}.")
+    weaker = [f"{r['name']} ({ATTACK_LABELS.get(a, a)} {r['attacks'][a]['adversarial_error']:.2f} % < PGD "
+              f"{r['attacks']['pgd']['adversarial_error']:.2f} %)"
+              for r in rows for a in ("apgd-ce", "worst-cost")
+              if a in r["attacks"] and "pgd" in r["attacks"]
+              and r["attacks"][a]["adversarial_error"] < r["attacks"]["pgd"]["adversarial_error"]]
+    if weaker:
+        lines.append("- Attacks that found fewer errors than PGD-20: " + "; ".join(weaker) + ".")
+    return lines
 
 
 # --- imbalance -------------------------------------------------------------------------------

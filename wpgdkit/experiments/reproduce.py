@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from wpgdkit import __version__
 from wpgdkit.atomic import atomic_write_text
@@ -43,6 +42,9 @@ from wpgdkit.registry import Registry
 
 __all__ = [
     "SCALES",
+    "AUDIT_ATTACKS",
+    "model_measures",
+    "attack_measures",
     "ReproduceConfig",
     "ExperimentResult",
     "list_experiments",
@@ -73,6 +75,12 @@ SCALES: dict[str, dict[str, Any]] = {
 # Settings that fit the toy problem whatever the scale: 2-D points, an ℓ2 budget, an MLP.
 TOY = dict(model="mlp", eps=0.4, norm="l2", lr=0.05, limit=None, test_limit=None)
 P_VALUES = (1.0, 2.5, 10.0)
+#: The adversaries every model of ``gap-correlation`` and ``p-sweep`` is audited with, at the scale's budget and
+#: ``eval_steps``: PGD-20 (the paper's), the metric-aware WPGD attack (Table 3's, p = 1), APGD-CE (Croce & Hein
+#: 2020; at least as strong as PGD) and worst-cost (targeted attacks towards the costliest classes first: the
+#: audit's estimate of the worst-case S).
+AUDIT_ATTACKS = ("pgd", "wpgd", "apgd-ce", "worst-cost")
+METRIC_ATTACKS = frozenset({"wpgd", "worst-cost"})
 IMBALANCE_RATIO = 0.3
 # (similar pair, dissimilar pair) by label; other datasets take the closest and the farthest pair of their metric.
 PAIRS = {"cifar10": ((3, 5), (0, 7)), "fashion-mnist": ((0, 6), (1, 8)), "toy": ((0, 2), (0, 1)),
@@ -350,6 +358,16 @@ class _Context:
         with _phase(self.progress, "auditing", ", ".join(Path(c).stem for c in checkpoints), attack) as reporter:
             return audit(config, progress=reporter)
 
+    def audit_attacks(self) -> tuple[str, ...]:
+        """The adversaries every model is audited with (:data:`AUDIT_ATTACKS`; the metric-aware ones need a metric)."""
+        return tuple(a for a in AUDIT_ATTACKS if self.metric_file is not None or a not in METRIC_ATTACKS)
+
+    def audit_all(self, checkpoints: list[str], *, baseline: str | None = None,
+                  reference: str | None = None) -> dict[str, Any]:
+        """``{attack: AuditReport}`` for every attack of :meth:`audit_attacks`, same points, budget and seed."""
+        return {attack: self.audit(checkpoints, baseline=baseline, reference=reference, attack=attack)
+                for attack in self.audit_attacks()}
+
     def plot(self, name: str, draw: Callable[[Any], None], *, size: tuple[float, float]) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         return runner.save_plot(self.folder / name, draw, size=size)
@@ -393,11 +411,15 @@ def _heatmap(ax, matrix: np.ndarray, classes: tuple[str, ...], title: str, cmap:
 
 @_register("gap-correlation", "CE vs PGD: accuracy gap beside the metric, ρ(G, C) (Table 1, Figs. 1–4)")
 def _gap_correlation(ctx: _Context) -> ExperimentResult:
+    import torch
+
     from wpgdkit.audit import gap_correlation
     from wpgdkit.labelmetric import read_metric
+    from wpgdkit.labelmetric.compare import mantel_test
 
-    ce, pgd = ctx.train([ctx.run("ce"), ctx.run("pgd")], audits=1)
-    report = ctx.audit([ce, pgd], baseline=ce, reference=pgd)
+    ce, pgd = ctx.train([ctx.run("ce"), ctx.run("pgd")], audits=len(ctx.audit_attacks()))
+    by_attack = ctx.audit_all([ce, pgd], baseline=ce, reference=pgd)
+    report = by_attack["pgd"]
     gap = report.models[1].gap
     correlations = {}
     for name, file in ctx.shipped_metrics().items():
@@ -405,16 +427,21 @@ def _gap_correlation(ctx: _Context) -> ExperimentResult:
         if metric.classes != report.classes or len(report.classes) < 3:
             continue
         correlations[name] = gap_correlation(gap, torch.tensor(metric.matrix)).to_dict()
+        # The entries of a K×K matrix are not independent: the Mantel permutation test's p-value is the one to read.
+        correlations[name]["mantel_pvalue"] = mantel_test(gap.numpy(), metric.matrix, seed=ctx.config.seed)
     plots = []
     if report.metric is not None:
         plots.append(ctx.plot("gap-vs-metric.png",
                               lambda fig: _gap_panels(fig, gap.numpy(), report.metric.matrix, report.classes),
                               size=(12, 5.5)))
-    text = prose.gap_report(ctx.s["dataset"], ctx.setting(),
-                            [[m.name, fmt(m.natural_error), fmt(m.adversarial_error)] for m in report.models],
-                            correlations, gap.numpy(), plots[0].name if plots else None)
-    results = {"models": [_summary(m) for m in report.models], "correlation": correlations,
-               "gap": gap.tolist(), "classes": list(report.classes)}
+    models = [{**_summary(m), **model_measures(m),
+               "attacks": {name: attack_measures(r.models[i], r.models[1]) for name, r in by_attack.items()}}
+              for i, m in enumerate(report.models)]
+    text = prose.gap_report(ctx.s["dataset"], ctx.setting(), models, correlations, gap.numpy(),
+                            plots[0].name if plots else None, cost_threshold=report.cost_threshold)
+    results = {"models": models, "correlation": correlations, "gap": gap.tolist(), "classes": list(report.classes),
+               "attacks": list(by_attack), "cost_threshold": report.cost_threshold,
+               "test_points": len(report.labels)}
     return ctx.write("gap-correlation", results, text, plots)
 
 
@@ -426,43 +453,90 @@ def _gap_panels(fig, gap: np.ndarray, metric: np.ndarray, classes: tuple[str, ..
 
 @_register("p-sweep", "PGD and WPGD for p ∈ {1, 2.5, 10}: NE, AE, S − S_PGD (Table 3, Fig. 10)")
 def _p_sweep(ctx: _Context) -> ExperimentResult:
-    pgd, *wpgd = ctx.train([ctx.run("pgd"), *(ctx.run("wpgd", p=p) for p in P_VALUES)], audits=2)
-    by_pgd = ctx.audit([pgd, *wpgd], reference=pgd)
-    by_wpgd = ctx.audit([pgd, *wpgd], reference=pgd, attack="wpgd")
+    pgd, *wpgd = ctx.train([ctx.run("pgd"), *(ctx.run("wpgd", p=p) for p in P_VALUES)],
+                           audits=len(ctx.audit_attacks()))
+    by_attack = ctx.audit_all([pgd, *wpgd], reference=pgd)
+    by_pgd, by_wpgd = by_attack["pgd"], by_attack["wpgd"]
     ps = [0.0, *P_VALUES]  # the paper's Table 3 lists PGD as p = 0
-    rows, results = [], []
-    for p, a, b in zip(ps, by_pgd.models, by_wpgd.models):
-        rows.append([a.name, fmt(p, "g"), fmt(a.natural_error), fmt(a.adversarial_error),
-                     fmt(b.adversarial_error), fmt(b.score, ".4f"), fmt(b.score_delta, "+.4f"),
-                     fmt(a.score_delta, "+.4f"), fmt(b.severity_adversarial, ".3f")])
-        results.append({"p": p, "name": a.name, "natural_error": a.natural_error,
+    results = []
+    for i, (p, a, b) in enumerate(zip(ps, by_pgd.models, by_wpgd.models)):
+        results.append({"p": p, "name": a.name, **model_measures(a),
                         "adversarial_error": a.adversarial_error, "adversarial_error_wpgd_attack": b.adversarial_error,
                         "score": b.score, "score_delta": b.score_delta, "score_delta_pgd_attack": a.score_delta,
-                        "severity_wpgd_attack": b.severity_adversarial})
+                        "severity_wpgd_attack": b.severity_adversarial,
+                        "attacks": {name: attack_measures(report.models[i], report.models[0])
+                                    for name, report in by_attack.items()}})
     n = len(by_pgd.labels)
     plot = ctx.plot("tradeoff.png", lambda fig: _tradeoff(fig, results), size=(10, 4))
-    text = prose.sweep_report(ctx.s["dataset"], ctx.setting(), Path(ctx.metric_file).name, ctx.s["eval_steps"], rows,
-                              results, n, plot.name)
-    return ctx.write("p-sweep", {"rows": results, "test_points": n}, text, [plot])
+    text = prose.sweep_report(ctx.s["dataset"], ctx.setting(), Path(ctx.metric_file).name, ctx.s["eval_steps"],
+                              results, n, plot.name, cost_threshold=by_pgd.cost_threshold)
+    return ctx.write("p-sweep", {"rows": results, "test_points": n, "attacks": list(by_attack),
+                                 "cost_threshold": by_pgd.cost_threshold}, text, [plot])
+
+
+def model_measures(m) -> dict[str, Any]:
+    """One model's clean-input measures with their binomial standard errors (one test set; seeds not included)."""
+    import torch
+
+    counts = m.confusion_natural.double()
+    n_class = counts.sum(1)
+    rate = 1 - counts.diag() / n_class.clamp_min(1)
+    per_class_se = torch.sqrt(rate * (1 - rate) / n_class.clamp_min(1))
+    missing = n_class == 0
+    return {"natural_error": m.natural_error,
+            "natural_error_se": m.standard_errors.get("natural_error"),
+            "per_class_points": [int(v) for v in n_class],
+            "per_class_natural_error": [None if z else 100 * float(v) for v, z in zip(rate, missing)],
+            "per_class_natural_error_se": [None if z else 100 * float(v) for v, z in zip(per_class_se, missing)],
+            "hierarchical_distance_at_1_natural": m.hdist_natural,
+            "hierarchical_distance_at_1_natural_se": (m.standard_errors.get("hierarchical_distance_at_1") or {})
+            .get("natural")}
+
+
+def attack_measures(m, reference) -> dict[str, Any]:
+    """One model under one attack: AE, S (eq. 7), S − S_ref, severity, cost-sensitive robust error, hdist@1, with SEs.
+
+    The standard error of ``score_delta`` adds the two models' variances as if independent; both are measured on
+    the same test points, so with positively correlated errors it overstates the difference's noise.
+    """
+    se = m.standard_errors
+    delta_se = None
+    if m.score_delta is not None and se.get("score") is not None:
+        ref_se = reference.standard_errors.get("score") if reference is not m else None
+        delta_se = 0.0 if reference is m else (math.hypot(se["score"], ref_se) if ref_se is not None else None)
+    return {"adversarial_error": m.adversarial_error, "adversarial_error_se": se.get("adversarial_error"),
+            "score": m.score, "score_se": se.get("score"), "score_delta": m.score_delta, "score_delta_se": delta_se,
+            "severity": m.severity_adversarial,
+            "cost_sensitive_robust_error": m.cost_sensitive_robust_error,
+            "cost_sensitive_robust_error_se": se.get("cost_sensitive_robust_error"),
+            "hierarchical_distance_at_1": m.hdist_adversarial,
+            "hierarchical_distance_at_1_se": (se.get("hierarchical_distance_at_1") or {}).get("adversarial")}
 
 
 def _tradeoff(fig, rows: list[dict]) -> None:
+    from wpgdkit.experiments.prose import ATTACK_LABELS
+
     ps = [r["p"] for r in rows]
     a, b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    a.plot(ps, [r["natural_error"] for r in rows], "o-", label="NE (clean)")
-    a.plot(ps, [r["adversarial_error"] for r in rows], "s-", label="AE (PGD)")
-    a.plot(ps, [r["adversarial_error_wpgd_attack"] for r in rows], "^--", label="AE (WPGD attack)")
+    a.plot(ps, [r["natural_error"] for r in rows], "o-", color="black", label="NE (clean)")
+    attacks = list(rows[0].get("attacks") or {})
+    for attack, marker in zip(attacks, "s^vD"):
+        a.plot(ps, [r["attacks"][attack]["adversarial_error"] for r in rows], marker + "--",
+               label=f"AE ({ATTACK_LABELS.get(attack, attack)})")
+        deltas = [r["attacks"][attack]["score_delta"] for r in rows]
+        b.plot(ps, [float("nan") if d is None else d for d in deltas], marker + "-",
+               label=ATTACK_LABELS.get(attack, attack))
     a.set_xlabel("p (0 = PGD)")
     a.set_ylabel("error [%]")
     a.set_xscale("symlog", linthresh=1.0)
-    a.legend(fontsize=8)
+    a.legend(fontsize=7)
     a.set_title("accuracy & robustness vs p", fontsize=9)
-    deltas = [r["score_delta"] if r["score_delta"] is not None else float("nan") for r in rows]
-    b.plot(ps, deltas, "o-", color="tab:red")
     b.axhline(0.0, color="grey", lw=0.8)
     b.set_xscale("symlog", linthresh=1.0)
     b.set_xlabel("p (0 = PGD)")
-    b.set_ylabel("S − S_PGD")
+    b.set_ylabel("S − S_PGD (eq. 7)")
+    if attacks:
+        b.legend(fontsize=7, title="attack", title_fontsize=7)
     b.set_title("weighted robustness score (lower: closer classes)", fontsize=9)
 
 
