@@ -343,3 +343,46 @@ def test_numbers_in_commands_read_back_exactly():
     assert runner.num(0.4) == "0.4" and runner.num(2) == "2" and runner.num(1.0) == "1"
     assert float(runner.num(4 / 255)) == 4 / 255 and float(runner.num(0.1 + 0.2)) == 0.1 + 0.2
     assert runner.command_line(["x"], [("--a", None), ("--b", True), ("--c", False), ("--d", 0.5)]) == "x --b --d 0.5"
+
+
+def test_claims_verdicts():
+    from wpgdkit.experiments import claims
+
+    assert claims.verdict(-0.5, 0.2, expected=-1) == claims.SHOWS
+    assert claims.verdict(0.5, 0.2, expected=-1) == claims.DOES_NOT_SHOW
+    assert claims.verdict(-0.3, 0.2, expected=-1) == claims.WITHIN_NOISE  # 1.5 SE: noise
+    assert claims.verdict(None, 0.2, expected=1) == "not measured"
+    assert claims.pvalue_verdict(-0.4, 0.01, expected=-1) == claims.SHOWS
+    assert claims.pvalue_verdict(0.4, 0.01, expected=-1) == claims.DOES_NOT_SHOW
+    assert claims.pvalue_verdict(-0.4, 0.2, expected=-1) == claims.WITHIN_NOISE
+    with pytest.raises(WpgdkitError):
+        claims.verdict(1.0, 1.0, expected=0)
+
+
+def test_claims_table_from_the_toy_reports(results):
+    from wpgdkit.experiments import claims
+
+    out, done = results
+    folders = [out / name for name in done]
+    found = claims.findings(claims.read_results(folders))
+    by_claim = {}
+    for f in found:
+        by_claim.setdefault(f.claim, []).append(f)
+    sweep = json.loads((out / "p-sweep" / "results.json").read_text())["results"]
+    pgd, w1 = sweep["rows"][0], sweep["rows"][1]
+    # Recomputed by hand: WPGD p = 1's clean error against PGD's, with the SE of two binomial errors.
+    d = w1["natural_error"] - pgd["natural_error"]
+    n = sweep["test_points"]
+    se = 100 * math.sqrt(sum(e / 100 * (1 - e / 100) for e in (w1["natural_error"], pgd["natural_error"])) / n)
+    first = by_claim["WPGD has lower clean error than PGD"][0]
+    assert first.measured.endswith(f"Δ = {d:+.2f} ± {se:.2f}")
+    assert first.verdict == claims.verdict(d, se, expected=-1)
+    assert len(by_claim["S − S_PGD < 0 under worst-cost"]) == 3
+    assert {f.source for f in found} >= {"Table 1", "Table 3", "Sec. 3.2, Fig. 5", "Sec. 3.3, Fig. 7"}
+    table = claims.claims_table(folders, link_base="results")
+    assert table.startswith("| claim | paper | run | measured (± 1 SE) | verdict |")
+    assert "[p-sweep](results/p-sweep/report.md)" in table
+    spread = claims.seed_table([out / "p-sweep"])
+    assert spread.count("\n") == 2 + 4  # header, rule, one row per p
+    with pytest.raises(WpgdkitError, match="cannot read"):
+        claims.read_results([out / "missing"])

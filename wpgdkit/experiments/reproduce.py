@@ -561,7 +561,8 @@ def _imbalance(ctx: _Context) -> ExperimentResult:
         curves[f"{label}/{'balanced' if imbalance is None else f'ratio {imbalance:g}'}/{method}"] = val_error
         rows.append({"pair": label, "classes": [spec.classes[c] for c in pair], "imbalance": imbalance,
                      "method": method, "val_error_per_epoch": val_error, "natural_error": m.natural_error,
-                     "adversarial_error": m.adversarial_error, "per_class_natural_error": _per_class_error(m)})
+                     "adversarial_error": m.adversarial_error, "per_class_natural_error": _per_class_error(m),
+                     "test_points": int(m.confusion_natural.sum())})
     plot = ctx.plot("validation-curves.png", lambda fig: _curves(fig, curves), size=(10, 7))
     text = prose.imbalance_report(ctx.s["dataset"],
                                   ctx.setting(epochs=ctx.s["imbalance_epochs"], limit=ctx.s["imbalance_limit"]),
@@ -624,7 +625,9 @@ def _entropy(ctx: _Context) -> ExperimentResult:
         confident = float((nat < 0.1 * math.log(k)).double().mean())
         rows.append([m.name, fmt(float(nat.mean()), ".3f"), fmt(float(nat.median()), ".3f"), fmt(confident * 100, ".1f"),
                      fmt(float(adv.mean()), ".3f")])
-        results[m.name] = {"natural_mean": float(nat.mean()), "natural_median": float(nat.median()),
+        results[m.name] = {"method": m.method, "test_points": len(nat),
+                           "natural_mean": float(nat.mean()), "natural_median": float(nat.median()),
+                           "natural_mean_se": float(nat.double().std() / math.sqrt(len(nat))) if len(nat) > 1 else None,
                            "adversarial_mean": float(adv.mean()), "confident_share": confident,
                            "histogram": np.histogram(nat.numpy(), bins=20, range=(0, math.log(k)))[0].tolist()}
     plot = ctx.plot("entropy.png", lambda fig: _entropy_hist(fig, report), size=(7, 4))
