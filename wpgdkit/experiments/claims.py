@@ -137,7 +137,7 @@ def _sweep_findings(results: Mapping[str, Any], run: str) -> list[Finding]:
         found.append(Finding("WPGD has lower clean error than PGD", "Figs. 12–13", run,
                              f"p = {r['p']:g}: NE {r['natural_error']:.2f} vs {pgd['natural_error']:.2f} %, "
                              f"Δ = {d:+.2f} ± {se:.2f}", verdict(d, se, expected=-1)))
-    for attack, label in (("wpgd", "the WPGD attack (the paper's)"), ("worst-cost", "worst-cost")):
+    for attack, label in (("wpgd", "the WPGD attack"), ("worst-cost", "worst-cost")):
         if attack not in (pgd.get("attacks") or {}):
             continue
         for r in wpgd:
@@ -151,7 +151,7 @@ def _sweep_findings(results: Mapping[str, Any], run: str) -> list[Finding]:
                              + ", ".join(f"{v:+.4f}" for v in deltas) + f" ({trend(deltas)})",
                              _trend_verdict(deltas, expected=-1)))
         severity = [r["attacks"][attack]["severity"] for r in rows]
-        found.append(Finding(f"the adversary's mistakes reach closer classes as p rises (severity, {label})",
+        found.append(Finding(f"the adversary's mistakes reach closer classes as p rises (severity under {label})",
                              "Sec. 5.4", run, ", ".join(f"{v:.3f}" for v in severity) + f" ({trend(severity)})",
                              _trend_verdict(severity, expected=-1)))
     errors = [r["adversarial_error"] for r in rows]
