@@ -26,6 +26,18 @@ def _assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in result.stderr, (fragment, result.stderr)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """``WPGDKIT_CACHE_DIR`` in a temporary folder for the whole run: no test writes the user's cache.
+
+    The WordNet copy for NLTK and the WordNet distance cache go there (subprocesses inherit it).
+    """
+    folder = tmp_path_factory.mktemp("wpgdkit-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WPGDKIT_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def assert_one_line_error():
     """The check every bad-input CLI test makes on a CliRunner result."""

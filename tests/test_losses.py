@@ -134,6 +134,42 @@ def test_gradient_matches_hand_formula():
     torch.testing.assert_close(logits.grad, expected, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("n, k", [(1, 2), (7, 3), (128, 10), (300, 100)])
+def test_reduced_loss_without_entropy_has_the_per_sample_forms_gradient_bit_for_bit(dtype, reduction, n, k):
+    # λ = ∞ takes one reduction over the batch (the attacks' step objective): the same gradient to the last bit as
+    # reducing the per-sample losses, so WPGD's iterates do not move; the value agrees to rounding.
+    logits, target = random_logits(n * k, n, k)
+    logits = logits.to(dtype)
+    cost_p = torch.from_numpy(random_metric(k, k) ** 2.5).to(dtype)
+    fast = logits.clone().requires_grad_(True)
+    slow = logits.clone().requires_grad_(True)
+    value = wasserstein_loss(fast, target, cost_p, reduction=reduction)
+    per_sample = wasserstein_loss(slow, target, cost_p, reduction="none")
+    reference = per_sample.sum() if reduction == "sum" else per_sample.mean()
+    (g_fast,) = torch.autograd.grad(value, fast)
+    (g_slow,) = torch.autograd.grad(reference, slow)
+    assert torch.equal(g_fast, g_slow)
+    torch.testing.assert_close(value, reference, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
+
+
+def test_wpgd_steps_on_the_reduced_loss_to_the_same_iterates():
+    from wpgdkit.attacks import WPGD
+    from wpgdkit.attacks.base import Attack
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+    x, y = torch.rand(16, 3, 2, 2), torch.randint(0, 5, (16,))
+    metric = random_metric(0, 5)
+    for lam in (math.inf, 2.0):
+        now = WPGD(model, metric, p=2.5, lam=lam, eps=0.1, steps=5)
+        before = WPGD(model, metric, p=2.5, lam=lam, eps=0.1, steps=5)
+        before._summed = Attack._summed.__get__(before)  # the per-sample objective, then summed
+        seed = torch.Generator().manual_seed
+        assert torch.equal(now(x, y, generator=seed(1)), before(x, y, generator=seed(1)))
+
+
 def test_one_hot_prediction_has_finite_value_and_gradient():
     # A logit gap of 1e4 makes ŷ exactly one-hot in float32; log ŷ would be −inf.
     logits = torch.tensor([[1e4, 0.0, 0.0], [0.0, 1e4, -1e4]], requires_grad=True)

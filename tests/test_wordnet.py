@@ -45,6 +45,7 @@ def isolated(monkeypatch, tmp_path):
 
     monkeypatch.delenv(WORDNET_ENV, raising=False)
     monkeypatch.setattr(nltk.data, "path", [])
+    monkeypatch.delenv("WPGDKIT_CACHE_DIR", raising=False)  # conftest's private one: XDG_CACHE_HOME decides here
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache" / "wpgdkit" / "nltk_data"
 

@@ -114,7 +114,15 @@ def wasserstein_loss(
     probs = F.softmax(logits, dim=1)
     # Lemma 4: the transport plan to a one-hot target is forced, so W_p^p is one
     # row of C^p dotted with ŷ.
-    loss = (cost_p.index_select(0, target) * probs).sum(dim=1)
+    weighted = cost_p.index_select(0, target) * probs
+    if entropy_weight == 0.0 and reduction != "none":
+        # λ = ∞, reduced (the attacks' summed objective): one reduction over the whole batch instead of a per-sample
+        # one and then another. The gradient is bit for bit the per-sample form's (both hand the softmax's
+        # backward the rows of C^p times the reduction's factor; tests/test_losses.py pins it), and the value
+        # keeps torch.sum's pairwise accuracy (a float32 dot product loses digits over N·K terms).
+        total = weighted.sum()
+        return total / target.shape[0] if reduction == "mean" else total
+    loss = weighted.sum(dim=1)
     if entropy_weight != 0.0:
         # H = −Σ ŷ log ŷ with log_softmax rather than log(ŷ): for a one-hot ŷ in
         # float32 the zero entries give 0·(finite) instead of 0·(−inf) = NaN, in

@@ -105,16 +105,22 @@ def test_wordnet_unavailable_is_reported_as_skipped(monkeypatch):
 
     monkeypatch.setattr("wpgdkit.wordnet.load_wordnet", missing)
     rows = bench.bench_wordnet(FAST)
-    assert [r.case for r in rows] == ["tiny-imagenet, K=200", "random nouns, K=100"]
+    assert [r.case for r in rows] == ["tiny-imagenet, K=200", "random nouns, K=100", "cifar10 build, fresh process"]
     assert all(r.status == "skipped" and "WordNet not available" in r.note and "/nowhere" in r.note for r in rows)
     full = bench.bench_wordnet(BenchConfig(device="cpu"))  # a full run also builds lch, wup and lca-depth
     assert [r.ours for r in full[:4]] == [f"batched build ({m})" for m in ("path", "lch", "wup", "lca-depth")]
     assert full[3].reference is None and all(r.status == "skipped" for r in full)
+    assert len(full) == 9 and full[-1].case == "cifar10 build, fresh process"
 
 
 def test_wordnet_build_agrees_with_nltk(wordnet):
-    rows = bench.bench_wordnet(FAST)
+    *rows, fresh = bench.bench_wordnet(FAST)
     assert [r.extra["num_classes"] for r in rows] == [200, 100]
+    # A whole build in fresh processes: the warm cache gives the same matrix without importing NLTK.
+    _check_timed(fresh)
+    assert (fresh.case, fresh.ours, fresh.reference) == ("cifar10 build, fresh process", "warm cache", "no cache (NLTK)")
+    assert fresh.agreement == 0.0 and fresh.extra["cached_imports_nltk"] is False
+    assert fresh.extra["cold_cpu_s"] > 0 and fresh.extra["cached_cpu_s"] > 0 and fresh.extra["repeats"] == 1
     for row in rows:
         _check_timed(row)
         assert row.agreement == 0.0 and row.extra["max_abs_difference"] == 0.0  # path lengths are integers
@@ -127,17 +133,90 @@ def test_wordnet_build_agrees_with_nltk(wordnet):
 # --- audit and train-loop (the former scripts) ----------------------------------------------------
 
 
-def test_audit_without_fashion_mnist_is_two_skipped_rows(no_fashion_mnist):
+def test_audit_without_fashion_mnist_is_five_skipped_rows(no_fashion_mnist):
     rows = bench.bench_audit(FAST)
-    assert [(r.ours, r.reference) for r in rows] == [("audit PGD", "torchattacks.PGD"), ("4 checkpoints", "1 checkpoint")]
+    assert [(r.ours, r.reference) for r in rows] == [
+        ("audit PGD", "torchattacks.PGD"), ("audit PGD, early stop", "torchattacks.PGD"),
+        ("audit PGD", "floor: 20 × (forward + input-gradient backward)"),
+        ("audit PGD", "audit PGD, channels-first, malloc default"), ("4 checkpoints", "1 checkpoint")]
     assert all(r.status == "skipped" and "Fashion-MNIST not available" in r.note for r in rows)
 
 
 def test_train_loop_without_fashion_mnist_is_skipped(no_fashion_mnist):
-    (row,) = bench.bench_train_loop(FAST)
-    assert row.status == "skipped" and "no Fashion-MNIST" in row.note and row.reference == "hand-written loop"
+    nothing, checkpoint = bench.bench_train_loop(FAST)
+    for row in (nothing, checkpoint):
+        assert row.status == "skipped" and "no Fashion-MNIST" in row.note
+    assert nothing.case.endswith("both writing nothing") and nothing.reference == "hand-written loop"
+    assert checkpoint.case.endswith("both writing their checkpoint")
+    assert checkpoint.reference == "hand-written loop + torch.save"
     full = bench.bench_train_loop(BenchConfig(device="cpu"))  # a full run adds the 60,000-image epoch
-    assert [r.status for r in full] == ["skipped", "skipped"] and "60,000" in full[1].case
+    assert [r.status for r in full] == ["skipped"] * 3 and "60,000" in full[2].case
+
+
+def test_train_loop_rows_compare_like_with_like(monkeypatch):
+    # The two sides are faked (the structure is under test, not the timing): which call writes what.
+    from wpgdkit.bench import train_loop
+
+    calls = []
+    monkeypatch.setattr(train_loop, "toolkit_epoch",
+                        lambda config, threat, limit, tmp, write=True: calls.append(("toolkit", limit, write)))
+    monkeypatch.setattr(train_loop, "hand_written_epoch",
+                        lambda config, threat, limit, device, write_to=None: calls.append(("hand", limit, write_to is not None)))
+    monkeypatch.setattr("wpgdkit.datasets.load_tensors", lambda *a, **k: None)
+    rows = bench.bench_train_loop(BenchConfig(quick=True, repeats=2, warmup=1, device="cpu"))
+    assert [r.case.split(", both ")[1] for r in rows] == ["writing nothing", "writing their checkpoint"]
+    for row in rows:
+        _check_timed(row)
+        assert row.unit == "epoch" and row.extra["schedule"] == "piecewise" and "CPU time" in row.note
+        assert len(row.extra["toolkit_cpu_s"]) == len(row.extra["hand_written_cpu_s"]) == 2
+        assert row.extra["paired_cpu_ratio_median"] > 0 and row.extra["writes"] in ("nothing", "checkpoint")
+    warmup, timed = calls[:4], calls[4:]
+    assert sorted(warmup) == sorted([("hand", 256, False), ("toolkit", 256, False), ("hand", 256, True),
+                                     ("toolkit", 256, True)])
+    assert sorted(timed) == sorted([(side, 256, write) for side in ("toolkit", "hand") for write in (False, True)] * 2)
+
+
+def test_shuffled_times_runs_each_function_per_repeat_in_a_seeded_order():
+    from wpgdkit.bench.train_loop import shuffled_times
+
+    def run(seed):
+        order = []
+        times = shuffled_times({name: (lambda name=name: order.append(name)) for name in "abcd"}, repeats=6, seed=seed)
+        return order, times
+
+    order, times = run(0)
+    assert all(sorted(order[i:i + 4]) == list("abcd") for i in range(0, 24, 4))
+    assert len({tuple(order[i:i + 4]) for i in range(0, 24, 4)}) > 1  # not one fixed order
+    assert run(0)[0] == order and run(1)[0] != order
+    assert all(len(wall) == len(cpu) == 6 and min(wall + cpu) >= 0 for wall, cpu in times.values())
+
+
+def test_the_toolkit_epoch_writes_nothing_or_its_checkpoint_as_told(tmp_path):
+    from wpgdkit.bench.train_loop import hand_written_epoch, toolkit_epoch
+    from wpgdkit.datasets import load_tensors
+
+    try:
+        load_tensors("fashion-mnist", "train", limit=1)
+    except DataNotFoundError:
+        pytest.skip("needs Fashion-MNIST (Debian: dataset-fashion-mnist)")
+
+    threat = ThreatModel(eps=8 / 255, steps=1)
+    config = BenchConfig(device="cpu", batch=4)
+    written = {}
+    for write in (False, True):
+        out = tmp_path / str(write)
+        out.mkdir()
+        result = toolkit_epoch(config, threat, 8, str(out), write=write)
+        assert len(result.history) == 1
+        written[write] = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert written == {False: [], True: ["bench.log.jsonl", "bench.pt"]}
+    hand = tmp_path / "hand"
+    hand.mkdir()
+    hand_written_epoch(config, threat, 8, torch.device("cpu"))
+    assert list(hand.iterdir()) == []
+    hand_written_epoch(config, threat, 8, torch.device("cpu"), write_to=str(hand))
+    assert sorted(p.name for p in hand.iterdir()) == ["hand.log.jsonl", "hand.pt"]
+    assert set(torch.load(hand / "hand.pt", weights_only=True)) == {"model", "optimizer", "scheduler", "epoch"}
 
 
 def test_count_attack_calls_counts_per_model_and_restores():

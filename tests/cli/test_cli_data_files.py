@@ -248,14 +248,14 @@ def test_models_sizes_conv1d_for_the_series_file(tmp_path):
     network = load_checkpoint(out).build_model("cpu")
     parameters = sum(p.numel() for p in network.parameters())
 
-    result = ok(cli("models", "--dataset", npz, "--json", "-"))
+    result = ok(cli("models", "--dataset", npz, "--parameters", "--json", "-"))
     doc = json.loads(result.stdout)
     assert doc["dataset"] == str(npz) and doc["num_classes"] == 2 and doc["input_shape"] == [1, 32]
     rows = {row["name"]: row for row in doc["models"]}
     assert rows["conv1d"]["parameters"] == parameters
     assert rows["small-cnn"]["parameters"] is None  # a series is no image
 
-    table = ok(cli("models", "--dataset", npz, env=WIDE)).stdout
+    table = ok(cli("models", "--dataset", npz, "--parameters", env=WIDE)).stdout
     conv1d_row = next(line for line in table.splitlines() if line.startswith("│ conv1d "))
     assert f"{parameters:,}" in conv1d_row
     assert "2 classes, inputs 1×32" in table

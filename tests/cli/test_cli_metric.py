@@ -451,7 +451,7 @@ def test_build_with_a_junk_wordnet_dir_is_one_line_and_leaves_the_cache(tmp_path
     for pos in ("noun", "verb", "adj", "adv"):
         (junk / f"{pos}.exc").write_text("")
     cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("WPGDKIT_CACHE_DIR", str(cache))
     monkeypatch.setenv("WPGDKIT_WORDNET_DIR", str(junk))
     result = invoke("metric", "build", "--dataset", "cifar10", "--source", "wordnet")
     assert_one_line_error(result, "is not a WordNet database directory", "index.noun line 1 is malformed")

@@ -381,7 +381,7 @@ def test_claims_table_from_the_toy_reports(results):
     assert {f.source for f in found} >= {"Table 1", "Table 3", "Sec. 3.2, Fig. 5", "Sec. 3.3, Fig. 7"}
     table = claims.claims_table(folders, link_base="results")
     assert table.startswith("| claim | paper | run | measured (± 1 SE) | verdict |")
-    assert "[p-sweep](results/p-sweep/report.md)" in table
+    assert "[p-sweep](results/p-sweep/report.md) (toy-paper.csv, seed 0)" in table
     spread = claims.seed_table([out / "p-sweep"])
     assert spread.count("\n") == 2 + 4  # header, rule, one row per p
     with pytest.raises(WpgdkitError, match="cannot read"):

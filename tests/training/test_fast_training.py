@@ -266,7 +266,7 @@ def test_a_fast_wpgd_checkpoint_reads_back_with_its_metric_and_p(tmp_path, toy_m
 
 def robust_accuracies(monkeypatch, values):
     """Make the per-epoch validation report ``values[epoch]`` as its robust accuracy."""
-    def evaluate(config, ctx, data, model, evaluation, epoch):
+    def evaluate(config, ctx, data, model, evaluation, epoch, **layout):
         return {"val_accuracy": 0.9, "val_robust_accuracy": values[epoch]}
 
     monkeypatch.setattr(loop, "_evaluate", evaluate)

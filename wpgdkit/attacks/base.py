@@ -84,6 +84,9 @@ class Attack:
     #: Registry name (``wpgdkit audit --attack NAME``).
     name = "attack"
 
+    #: Early stop (:class:`PGD` sets it): each point keeps its first successful iterate.
+    early_stop = False
+
     def __init__(self, model: nn.Module, threat: ThreatModel, *, targeted: bool = False,
                  best_iterate: bool = False) -> None:
         if not isinstance(threat, ThreatModel):
@@ -108,6 +111,9 @@ class Attack:
 
     def perturb(self, x: Tensor, y: Tensor, generator: torch.Generator | None) -> Tensor:
         """One run of the attack (one random start)."""
+        if self.early_stop:
+            return pgd_attack(self.model, x, y, threat=self.threat, loss_fn=self._summed, generator=generator,
+                              stop_when=self.success)
         if not self.best_iterate:
             return pgd_attack(self.model, x, y, threat=self.threat, loss_fn=self._summed, generator=generator)
         best = _Best()
@@ -169,7 +175,8 @@ class Attack:
     def __repr__(self) -> str:
         t = self.threat
         return (f"{type(self).__name__}(eps={t.eps_label}, norm={t.norm}, steps={t.steps}, step_size={t.step:g}, "
-                f"restarts={t.restarts}, targeted={self.targeted}, best_iterate={self.best_iterate})")
+                f"restarts={t.restarts}, targeted={self.targeted}, best_iterate={self.best_iterate}"
+                + (", early_stop=True)" if self.early_stop else ")"))
 
 
 def _eval_logits(model: nn.Module, x: Tensor) -> Tensor:
@@ -208,11 +215,22 @@ class PGD(Attack):
         cross-entropy (summed for the gradient).
     targeted, best_iterate : bool, keyword-only
         See :class:`Attack`.
+    early_stop : bool, keyword-only, default=False
+        Stop attacking a point at its first successful iterate (misclassified;
+        with ``targeted``, at the target) and keep that iterate: the point
+        leaves the batch, and no further forward or backward pass is spent on
+        it. A point that is fooled at any iterate counts as fooled, so the
+        adversarial error is at least that of the last iterate of the same run;
+        but which wrong class a point ends in may differ (the first mistake,
+        not the last), so a cost-weighted score measured with it is a weaker
+        estimate. Not together with ``best_iterate``. With restarts, each
+        restart stops early and each point keeps its worst restart.
 
     Examples
     --------
     >>> atk = PGD(model, eps=8/255, steps=10)           # doctest: +SKIP
     >>> x_adv = atk(images, labels)                     # doctest: +SKIP
+    >>> atk = PGD(model, eps=8/255, steps=20, early_stop=True)  # doctest: +SKIP
     """
 
     name = "pgd"
@@ -220,11 +238,16 @@ class PGD(Attack):
     def __init__(self, model: nn.Module, *, eps: float = _UNSET, step_size: float | None = _UNSET,
                  steps: int = _UNSET, norm: str = _UNSET, random_start: bool = _UNSET, restarts: int = _UNSET,
                  bounds: tuple[float, float] | None = _UNSET, threat: ThreatModel | None = None,
-                 loss: LossFn | None = None, targeted: bool = False, best_iterate: bool = False) -> None:
+                 loss: LossFn | None = None, targeted: bool = False, best_iterate: bool = False,
+                 early_stop: bool = False) -> None:
         super().__init__(model, _threat(threat, dict(eps=eps, step_size=step_size, steps=steps, norm=norm,
                                                      random_start=random_start, restarts=restarts, bounds=bounds)),
                          targeted=targeted, best_iterate=best_iterate)
+        if early_stop and best_iterate:
+            raise WpgdkitError("early_stop keeps each point's first successful iterate; it does not combine with "
+                               "best_iterate")
         self.loss = loss
+        self.early_stop = bool(early_stop)
 
     def objective(self, logits: Tensor, y: Tensor) -> Tensor:
         if self.loss is None:
@@ -309,11 +332,20 @@ class WPGD(_MetricAttack):
         self.cost_p = self.cost.pow(self.p)
 
     def objective(self, logits: Tensor, y: Tensor) -> Tensor:
+        return self._wasserstein(logits, y, "none")
+
+    def _summed(self, logits: Tensor, y: Tensor) -> Tensor:
+        # The PGD step's objective: reduced inside the loss (one reduction, not two; the same gradient bit for bit).
+        if type(self).objective is not WPGD.objective:  # a subclass's own objective is summed as given
+            return super()._summed(logits, y)
+        return self._wasserstein(logits, y, "sum")
+
+    def _wasserstein(self, logits: Tensor, y: Tensor, reduction: str) -> Tensor:
         from wpgdkit.losses import wasserstein_loss
 
         self._check_width(logits)
         cost_p = self._on("cost_p", lambda: self.cost_p, logits)
-        loss = wasserstein_loss(logits, y, cost_p, entropy_weight=self.entropy_weight, reduction="none")
+        loss = wasserstein_loss(logits, y, cost_p, entropy_weight=self.entropy_weight, reduction=reduction)
         # Targeted: pull the prediction's transport cost to the target down.
         return -loss if self.targeted else loss
 

@@ -43,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from wpgdkit.attacks.base import Attack
 
-__all__ = ["AttackConfig", "AttackEntry", "register_attack", "get_attack", "list_attacks", "create_attack"]
+__all__ = ["AttackConfig", "AttackEntry", "register_attack", "get_attack", "list_attacks", "create_attack",
+           "check_early_stop"]
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,15 @@ class AttackConfig:
     targets : int or None, default=None
         ``worst-cost``/``strong``: how many of each row's costliest classes
         to aim at (None: all of them for K ≤ 20, the 19 costliest beyond).
+    early_stop : bool, default=False
+        Stop attacking each point at its first mistake (``pgd`` only; see
+        :class:`~wpgdkit.attacks.PGD`).
 
     Raises
     ------
     WpgdkitError
-        For an unknown name or a value out of range.
+        For an unknown name or a value out of range, or early stop with an
+        attack that does not allow it.
     """
 
     name: str
@@ -74,9 +79,14 @@ class AttackConfig:
     p: float = 1.0
     lam: float = math.inf
     targets: int | None = None
+    early_stop: bool = False
 
     def __post_init__(self) -> None:
         get_attack(self.name)  # unknown names fail here, listing the valid ones
+        if not isinstance(self.early_stop, bool):
+            raise WpgdkitError(f"early_stop must be True or False, got {self.early_stop!r}")
+        if self.early_stop:
+            check_early_stop(self.name)
         if not isinstance(self.threat, ThreatModel):
             raise WpgdkitError(f"threat must be a ThreatModel, got {type(self.threat).__name__}")
         if not (isinstance(self.p, (int, float)) and math.isfinite(self.p) and self.p > 0):
@@ -102,6 +112,7 @@ class AttackConfig:
                                "lam": "inf" if math.isinf(self.lam) else self.lam}
         if self.targets is not None:
             out["targets"] = self.targets
+        out["early_stop"] = self.early_stop
         if self.name.startswith("apgd"):
             out["step_size"] = None  # APGD adapts its step from 2ε (its own schedule)
         if self.name == "autoattack":
@@ -126,6 +137,12 @@ class AttackEntry:
     needs_metric : bool
     check : callable or None
         Called with the threat model before any work: refuse what cannot run.
+    early_stop : bool, default=False
+        Whether the attack may stop at each point's first mistake
+        (``AttackConfig(early_stop=True)``, ``--early-stop``). Only for an
+        attack whose result does not depend on which wrong class a point
+        reaches: not a metric-aware attack, not one that keeps a best iterate
+        or the worst of several members.
     """
 
     name: str
@@ -133,6 +150,7 @@ class AttackEntry:
     build: AttackFactory
     needs_metric: bool = False
     check: Callable[[ThreatModel], None] | None = None
+    early_stop: bool = False
 
 
 _ATTACKS: Registry[AttackEntry] = Registry("attack")
@@ -151,6 +169,14 @@ def get_attack(name: str) -> AttackEntry:
 def list_attacks() -> list[str]:
     """Registered attack names, in registration order."""
     return _ATTACKS.names()
+
+
+def check_early_stop(name: str) -> None:
+    """Refuse early stop for an attack that does not allow it (:attr:`AttackEntry.early_stop`)."""
+    if not get_attack(name).early_stop:
+        allowed = ", ".join(n for n in list_attacks() if get_attack(n).early_stop)
+        raise WpgdkitError(f"early stop is for plain PGD ({allowed}), not {name}: stopping each point at its first "
+                           f"mistake would change which class {name} sends it to, and the score it reports")
 
 
 def create_attack(config: AttackConfig, model: nn.Module, *, metric: Any = None) -> Attack:
@@ -179,7 +205,7 @@ def create_attack(config: AttackConfig, model: nn.Module, *, metric: Any = None)
 def _pgd(model, config, metric):
     from wpgdkit.attacks.base import PGD
 
-    return PGD(model, threat=config.threat)
+    return PGD(model, threat=config.threat, early_stop=config.early_stop)
 
 
 def _wpgd(model, config, metric):
@@ -206,7 +232,7 @@ def _check_autoattack(threat: ThreatModel) -> None:
     check_autoattack(threat)
 
 
-register_attack(AttackEntry("pgd", "PGD on cross-entropy (the paper's 20-step evaluation)", _pgd))
+register_attack(AttackEntry("pgd", "PGD on cross-entropy (the paper's 20-step evaluation)", _pgd, early_stop=True))
 register_attack(AttackEntry("wpgd", "PGD on the Wasserstein loss with the metric (attacker knows C, Table 3)", _wpgd,
                             needs_metric=True))
 register_attack(AttackEntry("cost-targeted", "targeted PGD towards the costliest class of each point's row of C",

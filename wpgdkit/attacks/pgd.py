@@ -36,6 +36,8 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 # Per point: is the iterate a success, and its loss. Used to keep the best iterate.
 IterateCallback = Callable[[Tensor, Tensor, Tensor], None]
+# (logits (N, K), y (N,)) -> (N,) bool: stop attacking these points (early stop).
+StopCallback = Callable[[Tensor, Tensor], Tensor]
 
 
 def pgd_attack(
@@ -47,6 +49,7 @@ def pgd_attack(
     loss_fn: LossFn | None = None,
     generator: torch.Generator | None = None,
     on_iterate: IterateCallback | None = None,
+    stop_when: StopCallback | None = None,
 ) -> Tensor:
     """Adversarial examples maximising ``loss_fn`` in the ε-ball around ``x`` (eq. 2 / eq. 6).
 
@@ -79,6 +82,16 @@ def pgd_attack(
         and the per-sample loss (N,), all detached. The attack objects keep
         each point's best iterate with it; it costs one extra forward pass,
         for the last iterate.
+    stop_when : callable, keyword-only, optional
+        Early stop: ``stop_when(logits, y) -> (N,) bool``, asked at every
+        iterate the loop evaluates anyway (the start and each step's result
+        but the last). A point for which it is true keeps that iterate and
+        leaves the batch: no further forward or backward pass is spent on it.
+        A point never stopped gets the last iterate, as without it. Per point
+        the iterates are those of the run without ``stop_when`` (in eval mode
+        a point's gradient does not depend on the others), up to the rounding
+        of kernels that sum differently for another batch size. Not together
+        with ``on_iterate``.
 
     Returns
     -------
@@ -91,13 +104,19 @@ def pgd_attack(
         If ``x`` is not floating point or ``y`` does not match its batch.
     """
     _check_inputs(x, y)
+    if on_iterate is not None and stop_when is not None:
+        raise WpgdkitError("early stop (stop_when) keeps each point's first successful iterate; it does not combine "
+                           "with on_iterate (best iterate)")
     x0 = x.detach()
     y = y.detach()
     loss_fn = loss_fn if loss_fn is not None else summed_cross_entropy
     with eval_mode(model), torch.enable_grad():
         x_adv = _random_start(x0, threat, generator) if threat.random_start else x0.clone()
+        region = _Region(x0, threat)
+        if stop_when is not None:
+            return _until_stopped(model, x0, x_adv, y, threat, loss_fn, region, stop_when)
         for _ in range(threat.steps):
-            x_adv = _step(model, x0, x_adv, y, threat, loss_fn, on_iterate)
+            x_adv = _step(model, x0, x_adv, y, threat, loss_fn, on_iterate, region)
         if on_iterate is not None:
             with torch.no_grad():
                 logits = model(x_adv)
@@ -160,9 +179,50 @@ def _uniform_l2_ball(x0: Tensor, eps: float, generator: torch.Generator | None, 
     return (direction * radius).view_as(x0)
 
 
-def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: ThreatModel, loss_fn: LossFn,
-          on_iterate: IterateCallback | None) -> Tensor:
-    """One ascent step, projected onto the ball and clamped; returns a detached tensor."""
+class _Region:
+    """What every step projects onto, computed once per attack rather than once per step.
+
+    ``lo``/``hi``: the ℓ∞ ball ``x0 ± ε``; ``low``/``high``: per-feature bounds
+    widened to hold ``x0`` (see :func:`_clamp`), or ``scalar``: the (low, high)
+    of bounds shared by every feature. The projection applies them in the
+    order of the original expressions, so the iterates are the same bit for bit.
+    """
+
+    def __init__(self, x0: Tensor, threat: ThreatModel) -> None:
+        self.lo = x0 - threat.eps if threat.norm == "linf" else None
+        self.hi = x0 + threat.eps if threat.norm == "linf" else None
+        self.scalar: tuple[float, float] | None = None
+        self.low = self.high = None
+        bounds = threat.bounds
+        if bounds is not None and isinstance(bounds[0], tuple):
+            low, high = _feature_bounds(bounds, x0)
+            self.low, self.high = torch.minimum(low, x0), torch.maximum(high, x0)
+        elif bounds is not None:
+            self.scalar = (bounds[0], bounds[1])
+
+    def subset(self, keep: Tensor) -> _Region:
+        """The region of the points ``keep`` (a boolean mask of the batch)."""
+        out = object.__new__(_Region)
+        out.lo = self.lo[keep] if self.lo is not None else None
+        out.hi = self.hi[keep] if self.hi is not None else None
+        out.low = self.low[keep] if self.low is not None else None
+        out.high = self.high[keep] if self.high is not None else None
+        out.scalar = self.scalar
+        return out
+
+    def clamp_(self, x: Tensor) -> Tensor:
+        """``_clamp(x, bounds, x0)``, in place."""
+        if self.scalar is not None:
+            return x.clamp_(*self.scalar)
+        if self.low is not None:
+            torch.maximum(x, self.low, out=x)
+            torch.minimum(x, self.high, out=x)
+        return x
+
+
+def _gradient(model: nn.Module, x_adv: Tensor, y: Tensor, loss_fn: LossFn,
+              on_iterate: IterateCallback | None) -> tuple[Tensor, Tensor]:
+    """The loss's gradient with respect to the iterate, and the model's logits there (detached)."""
     x_adv = x_adv.detach().requires_grad_(True)
     logits = model(x_adv)
     loss = loss_fn(logits, y)
@@ -172,14 +232,67 @@ def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: Threat
         loss = loss.sum()
     # Gradient with respect to the input only: parameters' .grad stay as they were.
     (grad,) = torch.autograd.grad(loss, x_adv)
+    return grad, logits.detach()
+
+
+def _update(x0: Tensor, x_adv: Tensor, grad: Tensor, threat: ThreatModel, region: _Region) -> Tensor:
+    """The step from ``x_adv`` along ``grad``, projected onto the ball and clamped; a new, detached tensor.
+
+    ℓ∞ works in one buffer, the gradient's own when it can be written to
+    (autograd hands over a fresh tensor that nothing else holds): the same
+    operations as ``min(max(x_adv + step·sign(grad), x0 − ε), x0 + ε)`` then the
+    bounds, without a temporary per operation.
+    """
+    x_adv = x_adv.detach()
     with torch.no_grad():
         if threat.norm == "linf":
-            x_new = x_adv + threat.step * grad.sign()
-            x_new = torch.minimum(torch.maximum(x_new, x0 - threat.eps), x0 + threat.eps)
+            out = grad if _writable_like(grad, x_adv) else torch.empty_like(x_adv)
+            torch.sign(grad, out=out)
+            out.mul_(threat.step).add_(x_adv)  # step·sign + x_adv: the same sum as x_adv + step·sign
+            torch.maximum(out, region.lo, out=out)
+            torch.minimum(out, region.hi, out=out)
         else:
-            x_new = x_adv + threat.step * _unit_l2(grad)
-            x_new = x0 + _project_l2(x_new - x0, threat.eps)
-        return _clamp(x_new, threat.bounds, x0).detach()
+            out = x_adv + threat.step * _unit_l2(grad)
+            out = x0 + _project_l2(out - x0, threat.eps)
+        return region.clamp_(out)
+
+
+def _writable_like(grad: Tensor, x: Tensor) -> bool:
+    """Can ``grad`` be overwritten with the next iterate: a dense tensor of its own laid out as ``x``?"""
+    return (grad.shape == x.shape and grad.dtype == x.dtype and grad.device == x.device
+            and grad.stride() == x.stride() and grad._base is None and not grad.requires_grad
+            and (grad.is_contiguous() or (grad.dim() == 4 and grad.is_contiguous(memory_format=torch.channels_last))))
+
+
+def _step(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: ThreatModel, loss_fn: LossFn,
+          on_iterate: IterateCallback | None, region: _Region | None = None) -> Tensor:
+    """One ascent step, projected onto the ball and clamped; returns a detached tensor."""
+    region = region if region is not None else _Region(x0, threat)
+    grad, _ = _gradient(model, x_adv, y, loss_fn, on_iterate)
+    return _update(x0, x_adv, grad, threat, region)
+
+
+def _until_stopped(model: nn.Module, x0: Tensor, x_adv: Tensor, y: Tensor, threat: ThreatModel, loss_fn: LossFn,
+                   region: _Region, stop_when: StopCallback) -> Tensor:
+    """The PGD loop with early stop: a point that ``stop_when`` flags keeps that iterate and leaves the batch."""
+    out = torch.empty_like(x0)
+    active = torch.arange(len(x0), device=x0.device)
+    for _ in range(threat.steps):
+        grad, logits = _gradient(model, x_adv, y, loss_fn, None)
+        stop = stop_when(logits, y)
+        if stop.shape != (len(y),) or stop.dtype != torch.bool:
+            raise WpgdkitError(f"stop_when must return a boolean per point, shape ({len(y)},), got "
+                               f"{stop.dtype} {tuple(stop.shape)}")
+        x_next = _update(x0, x_adv, grad, threat, region)
+        if bool(stop.any()):
+            out.index_copy_(0, active[stop], x_adv.detach()[stop])
+            keep = ~stop
+            active, x_next, x0, y, region = active[keep], x_next[keep], x0[keep], y[keep], region.subset(keep)
+            if len(active) == 0:
+                return out
+        x_adv = x_next
+    out.index_copy_(0, active, x_adv.detach())
+    return out
 
 
 def _unit_l2(grad: Tensor) -> Tensor:

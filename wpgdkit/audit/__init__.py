@@ -7,21 +7,21 @@ The measures are plain functions on tensors (:mod:`wpgdkit.audit.scores`);
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
+from typing import Any
 
-from wpgdkit.audit.core import AUDIT_SCHEMA, AuditConfig, AuditReport, ModelAudit, ModelPredictions, audit, audit_model
-from wpgdkit.audit.scores import (
-    SCORE_NORMALIZATIONS,
-    accuracy_gap,
-    confusion_matrix,
-    entropy_histogram,
-    error_rate,
-    gap_correlation,
-    mistake_severity,
-    prediction_entropy,
-    weighted_score,
-)
+from wpgdkit.audit.names import SCORE_NORMALIZATIONS
+
+# The names that need torch, loaded on first use (PEP 562): the command line's
+# `audit --help` reads wpgdkit.audit.names only.
+_LAZY = {
+    **dict.fromkeys(["AUDIT_SCHEMA", "AuditConfig", "AuditReport", "ModelAudit", "ModelPredictions", "audit",
+                     "audit_model"], "wpgdkit.audit.core"),
+    **dict.fromkeys(["accuracy_gap", "confusion_matrix", "entropy_histogram", "error_rate", "gap_correlation",
+                     "mistake_severity", "prediction_entropy", "weighted_score"], "wpgdkit.audit.scores"),
+}
 
 __all__ = [
     "AUDIT_SCHEMA",
@@ -53,7 +53,21 @@ class _CallableModule(types.ModuleType):
     """
 
     def __call__(self, *args, **kwargs):
+        from wpgdkit.audit.core import audit
+
         return audit(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -129,6 +129,17 @@ class AuditConfig:
         (seed, r, b), identical for every model).
     bins : int
         Entropy histogram bins.
+    memory_format : {"auto", "contiguous", "channels_last"}
+        Layout of the attacked models and their inputs: ``auto`` measures,
+        per architecture, whether channels-last is faster
+        (:func:`~wpgdkit.models.layout.preferred_memory_format`); the others
+        force one. The results agree to rounding either way; the layout used
+        is recorded per model.
+    early_stop : bool
+        Stop attacking each point at its first mistake (``pgd`` only): fewer
+        forward/backward passes, an AE at least that of the last iterate, and
+        a weaker estimate of S (the first wrong class, not the last). Recorded
+        in the JSON's ``attack.early_stop``.
     """
 
     checkpoints: tuple[str, ...] = ()
@@ -161,6 +172,8 @@ class AuditConfig:
     device: str = "auto"
     seed: int = 0
     bins: int = 20
+    memory_format: str = "auto"
+    early_stop: bool = False
 
 
 @dataclass
@@ -173,6 +186,8 @@ class ModelPredictions:
     adversarial_entropy: Tensor
     # An ensemble adversary: each member's (N,) adversarial predictions, in the ensemble's order.
     members: dict[str, Tensor] = field(default_factory=dict)
+    # The layout the model was attacked in ("contiguous", "channels_last"); None when it was not attacked.
+    memory_format: str | None = None
 
 
 @dataclass
@@ -222,6 +237,7 @@ class ModelAudit:
     hdist_natural: float | None = None
     hdist_adversarial: float | None = None
     standard_errors: dict[str, Any] = field(default_factory=dict)
+    memory_format: str | None = None
 
 
 @dataclass
@@ -343,6 +359,7 @@ def _model_dict(report: AuditReport, m: ModelAudit) -> dict[str, Any]:
         "cost_sensitive_robust_error": m.cost_sensitive_robust_error,
         "hierarchical_distance_at_1": {"natural": m.hdist_natural, "adversarial": m.hdist_adversarial},
         "standard_errors": m.standard_errors,
+        "memory_format": m.memory_format,
         "entropy": entropy,
     }
 
@@ -473,7 +490,8 @@ def _attack_config(config: AuditConfig, subjects: list[AuditSubject], data: Audi
     threat = ThreatModel(eps=eps, step_size=config.step_size, steps=config.steps, norm=norm, restarts=config.restarts,
                          bounds=data.input_range, eps_text=config.eps_text if config.eps is not None else None)
     threat.check_inputs(data.input_shape)
-    return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam, targets=config.targets)
+    return AttackConfig(config.attack, threat, p=config.attack_p, lam=config.attack_lam, targets=config.targets,
+                        early_stop=config.early_stop)
 
 
 #: The valid range of every number of :class:`AuditConfig`, written once (the messages name the flags).
@@ -521,22 +539,41 @@ def _validate_settings(config: AuditConfig) -> None:
     if config.split not in ("train", "test"):
         raise WpgdkitError(f"unknown split {config.split!r}; choose one of: train, test")
     from wpgdkit.attacks import get_attack
+    from wpgdkit.attacks.catalog import check_early_stop
+    from wpgdkit.models.layout import MEMORY_FORMATS
 
     get_attack(config.attack)
+    if config.memory_format not in MEMORY_FORMATS:
+        raise WpgdkitError(f"unknown memory format {config.memory_format!r}; choose one of: {', '.join(MEMORY_FORMATS)}")
+    if not isinstance(config.early_stop, bool):
+        raise WpgdkitError(f"early_stop must be True or False, got {config.early_stop!r}")
+    if config.early_stop:
+        check_early_stop(config.attack)
+
+
+def _check_layout(config: AuditConfig, data: AuditData) -> None:
+    """Forced channels-last needs images; refused before any model is built."""
+    if config.memory_format == "channels_last" and len(data.input_shape) != 3:
+        raise WpgdkitError(f"memory format channels_last needs images (C, H, W); these inputs are "
+                           f"{len(data.input_shape) + 1}-D batches: use contiguous or auto")
 
 
 # --- running --------------------------------------------------------------------------
 
 
 def _predict(model, x: Tensor, y: Tensor, attack, *, batch_size: int, seed: int, device: torch.device,
-             progress: AuditProgress | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+             progress: AuditProgress | None,
+             memory_format: torch.memory_format | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Clean and adversarial predictions and entropies over all points, batch by batch."""
+    from wpgdkit.models.layout import to_memory_format
     from wpgdkit.training.data import batch_seed
 
     outputs: list[list[Tensor]] = [[], [], [], []]
     members: dict[str, list[Tensor]] = {}
     for index, start in enumerate(range(0, len(x), batch_size)):
         xb = x[start:start + batch_size].to(device)
+        if memory_format is not None:
+            xb = to_memory_format(xb, memory_format)
         yb = y[start:start + batch_size].to(device)
         with torch.no_grad():
             clean = model(xb)
@@ -605,6 +642,7 @@ def audit(config: AuditConfig, *, progress: AuditProgress | None = None) -> Audi
     data = resolve_data(subjects + list(extra.values()), dataset=config.dataset, options=config.data_options,
                         classes=config.classes)
     attack = _attack_config(config, subjects + list(extra.values()), data)
+    _check_layout(config, data)
     metric, origin = _resolve_metric(config.metric, subjects, data)
     if attack.entry.needs_metric and metric is None:
         raise WpgdkitError(f"the {attack.name} attack needs a label metric and none was found; give one (metric)")
@@ -629,12 +667,28 @@ def _only_grants_import(source: Any, subjects: list[AuditSubject]) -> bool:
                and same_model_code(s.checkpoint.model.source.get("spec", ""), source.spec) for s in subjects)
 
 
+#: On a CPU the layout is measured on this many points at most (a Wide ResNet takes seconds per pass there).
+LAYOUT_TRIAL_POINTS = 32
+
+
+def _attack_layout(config: AuditConfig, model, x: Tensor, device: torch.device) -> torch.memory_format:
+    """The layout ``config.memory_format`` means for this model: measured on the first points (``auto``), or forced."""
+    from wpgdkit.models.layout import resolve_memory_format
+
+    n = min(config.batch_size, len(x))
+    if device.type != "cuda":
+        n = min(n, LAYOUT_TRIAL_POINTS)
+    return resolve_memory_format(config.memory_format, model, x[:n].to(device))
+
+
 def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, AuditSubject], data: AuditData,
          attack: AttackConfig, metric: LabelMetric | None, origin: str | None, x: Tensor, y: Tensor, *,
          progress: AuditProgress | None) -> AuditReport:
     """Attack every model once (the reference too; the baseline needs no attack) and measure."""
+    from wpgdkit.allocator import retain_freed_memory
     from wpgdkit.attacks import create_attack
     from wpgdkit.device import resolve_device
+    from wpgdkit.models.layout import memory_format_applied, memory_format_name
 
     device = resolve_device(config.device)
     k = len(data.classes)
@@ -647,16 +701,22 @@ def _run(config: AuditConfig, subjects: list[AuditSubject], extra: dict[str, Aud
     predictions: dict[int, ModelPredictions] = {}
     n_batches = math.ceil(len(x) / config.batch_size)
     robustbench = _robustbench_options(config, data, attack)
-    for item, attacked in jobs:
-        model = item.build(device, num_classes=k, input_shape=tuple(x.shape[1:]), trusted_source=config.model,
-                           robustbench_options=robustbench)
-        adversary = create_attack(attack, model, metric=metric) if attacked else None
-        if progress is not None:
-            progress.start_model(item.name, n_batches)
-        *outs, members = _predict(model, x, y, adversary, batch_size=config.batch_size, seed=config.seed,
-                                  device=device, progress=progress)
-        predictions[id(item)] = ModelPredictions(*outs, members=members)
-        del model
+    # The attack's activations are reused from step to step rather than handed back to the OS (page faults).
+    with retain_freed_memory():
+        for item, attacked in jobs:
+            model = item.build(device, num_classes=k, input_shape=tuple(x.shape[1:]), trusted_source=config.model,
+                               robustbench_options=robustbench)
+            fmt = _attack_layout(config, model, x, device) if attacked else torch.contiguous_format
+            # A model the caller owns (audit_model) gets its own layout back afterwards.
+            with memory_format_applied(model, fmt):
+                adversary = create_attack(attack, model, metric=metric) if attacked else None
+                if progress is not None:
+                    progress.start_model(item.name, n_batches)
+                *outs, members = _predict(model, x, y, adversary, batch_size=config.batch_size, seed=config.seed,
+                                          device=device, progress=progress, memory_format=fmt)
+            predictions[id(item)] = ModelPredictions(*outs, members=members,
+                                                     memory_format=memory_format_name(fmt) if attacked else None)
+            del model, adversary
 
     report = AuditReport(config=config, attack=attack, dataset=data.dataset, classes=data.classes, labels=y,
                          metric=metric, metric_origin=origin, eps_units=data.eps_units,
@@ -707,6 +767,7 @@ def audit_model(
     score_normalize: str = "true",
     bins: int = 20,
     data_options: Any = None,
+    memory_format: str = "auto",
     progress: AuditProgress | None = None,
 ) -> AuditReport:
     """Audit models that exist only in Python (a notebook's ``nn.Module``): the record ``wpgdkit audit`` writes.
@@ -735,8 +796,10 @@ def audit_model(
     classes : sequence of str, keyword-only, optional
         Class names for ``(x, y)`` data (default: the metric's, else "0".."K−1");
         for a dataset, a subset of its classes in the model's output order.
-    split, limit, batch_size, device, seed, score_normalize, bins, data_options : keyword-only
-        As in :class:`AuditConfig`.
+    split, limit, batch_size, device, seed, score_normalize, bins, data_options, memory_format : keyword-only
+        As in :class:`AuditConfig`. The models' own layout is put back after
+        the audit; early stop comes with ``attack`` (``AttackConfig(...,
+        early_stop=True)``).
     progress : keyword-only, optional
 
     Returns
@@ -779,7 +842,8 @@ def audit_model(
                          norm=threat.norm, step_size=threat.step_size, eps_text=threat.eps_text, steps=threat.steps,
                          restarts=threat.restarts, targets=attack.targets, attack_p=attack.p, attack_lam=attack.lam,
                          score_normalize=score_normalize, split=split, limit=limit, batch_size=batch_size,
-                         device=device, seed=seed, bins=bins,
+                         device=device, seed=seed, bins=bins, memory_format=memory_format,
+                         early_stop=attack.early_stop,
                          baseline=extra["baseline"].path if "baseline" in extra else None,
                          reference=extra["reference"].path if "reference" in extra else None)
     _validate_settings(config)
@@ -795,8 +859,9 @@ def audit_model(
     else:
         metric_value, origin = _resolve_metric(None, subjects, resolved)
     attack = _AttackConfig(attack.name, threat.replace(bounds=resolved.input_range), p=attack.p, lam=attack.lam,
-                           targets=attack.targets)
+                           targets=attack.targets, early_stop=attack.early_stop)
     attack.threat.check_inputs(resolved.input_shape)
+    _check_layout(config, resolved)
     if attack.entry.needs_metric and metric_value is None:
         raise WpgdkitError(f"the {attack.name} attack needs a label metric; give metric")
     attack.check()
@@ -873,7 +938,7 @@ def _measure(item: AuditSubject, pred: ModelPredictions, y: Tensor, k: int, cost
         natural_error=error_rate(y, pred.natural), adversarial_error=error_rate(y, pred.adversarial),
         confusion_natural=confusion_matrix(y, pred.natural, k),
         confusion_adversarial=confusion_matrix(y, pred.adversarial, k),
-        predictions=pred,
+        predictions=pred, memory_format=pred.memory_format,
     )
     if baseline_rates is not None:
         m.gap = accuracy_gap(confusion_matrix(y, pred.natural, k, normalize="true"), baseline_rates)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from wpgdkit.audit.names import SCORE_NORMALIZATIONS
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric.compare import Correlation, matrix_correlation
 
@@ -60,8 +61,6 @@ __all__ = [
     "binomial_standard_error",
     "score_standard_error",
 ]
-
-SCORE_NORMALIZATIONS = ("true", "all", "none")
 
 
 def _check_labels(y_true: Tensor, y_pred: Tensor, num_classes: int | None = None) -> None:

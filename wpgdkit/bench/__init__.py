@@ -16,15 +16,19 @@ name              what                                                  default
                   adversarial accuracy (:mod:`~wpgdkit.bench.vs_torchattacks`)
 ``wordnet``       WordNet metric build vs NLTK pairwise                 yes
                   (:mod:`~wpgdkit.bench.wordnet`)
-``audit``         the audit's PGD-20 vs torchattacks on a PGD-trained   no
+``audit``         the audit's PGD-20 (and with early stop) vs           no
+                  torchattacks, vs the floor of 20 forward+backward
+                  passes and vs the default layout, on a PGD-trained
                   small-cnn; auditing 1 vs 4 checkpoints
                   (:mod:`~wpgdkit.bench.audit`)
 ``train-loop``    ``wpgdkit train`` vs a hand-written PGD loop, and a   no
                   full Fashion-MNIST epoch (:mod:`~wpgdkit.bench.train_loop`)
+``startup``       commands in a fresh process vs ``python -c pass``     no
+                  and ``import torch`` (:mod:`~wpgdkit.bench.startup`)
 ================  ====================================================  =======
 
 :func:`run_benchmarks` without names runs the default set; the slow ones
-(they train models) run only by name.
+(they train models) and ``startup`` run only by name.
 
 >>> from wpgdkit.bench import BenchConfig, run_benchmarks
 >>> report = run_benchmarks(BenchConfig(quick=True, repeats=3), ["loss"])  # doctest: +SKIP
@@ -43,6 +47,7 @@ from wpgdkit.bench.vs_torchattacks import bench_torchattacks  # noqa: E402  isor
 from wpgdkit.bench.wordnet import bench_wordnet, sample_noun_synsets  # noqa: E402  isort: skip
 from wpgdkit.bench.audit import bench_audit  # noqa: E402  isort: skip
 from wpgdkit.bench.train_loop import bench_train_loop  # noqa: E402  isort: skip
+from wpgdkit.bench.startup import bench_startup  # noqa: E402  isort: skip
 
 __all__ = [
     *_harness.__all__,
@@ -53,4 +58,5 @@ __all__ = [
     "bench_wordnet",
     "bench_audit",
     "bench_train_loop",
+    "bench_startup",
 ]

@@ -8,8 +8,7 @@ pass. This measures it with the attack objects training and the audit use.
 from __future__ import annotations
 
 import statistics
-
-import torch
+from typing import TYPE_CHECKING
 
 from wpgdkit.bench.harness import (
     BenchConfig,
@@ -20,6 +19,9 @@ from wpgdkit.bench.harness import (
     summarize,
     timing_summary,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["STEP_MODELS", "bench_attack_step"]
 
@@ -41,12 +43,18 @@ def bench_attack_step(config: BenchConfig) -> list[BenchRow]:
     Small CNN (1×28×28): batch ``config.batch`` (quick: at most 8), 2 steps
     per timed call (quick: 1). WRN-16-10 (3×32×32): on a CPU batch 4, 1 step
     per call and at most 3 repeats (one step takes seconds); on CUDA batch
-    ``config.batch`` and 2 steps; left out by ``quick``. Calls alternate
-    (PGD, WPGD, ...); the per-step medians and interquartile ranges come from
-    ``torch.utils.benchmark`` measurements of the raw call times; the median
-    of the ratios of adjacent calls is a cross-check on a shared machine.
+    ``config.batch`` and 2 steps; left out by ``quick``. After the warm-up
+    calls, each repeat runs PGD and WPGD in a seeded random order
+    (:func:`~wpgdkit.bench.train_loop.shuffled_times`); the per-step medians
+    and interquartile ranges come from ``torch.utils.benchmark`` measurements
+    of the raw wall times; the median of the per-repeat ratios is a
+    cross-check on a shared machine, and on a CPU so is that of the CPU times
+    (``paired_cpu_ratio_median``), which other processes disturb far less.
     """
+    import torch
+
     from wpgdkit.attacks import PGD, WPGD, ThreatModel
+    from wpgdkit.bench.train_loop import shuffled_times
     from wpgdkit.models import count_parameters, create_model
 
     device = config.torch_device()
@@ -72,22 +80,29 @@ def bench_attack_step(config: BenchConfig) -> list[BenchRow]:
         threat = ThreatModel(eps=_EPS, steps=steps, random_start=False)
         pgd = PGD(model, threat=threat)
         wpgd = WPGD(model, metric, p=_P, threat=threat)
-        times = interleaved_times({"pgd": lambda: pgd(x, y), "wpgd": lambda: wpgd(x, y)},
-                                  repeats=repeats, warmup=warmup, sync=device)
+        calls = {"pgd": lambda: pgd(x, y), "wpgd": lambda: wpgd(x, y)}
+        if warmup:
+            interleaved_times(calls, repeats=warmup, warmup=0, sync=device)  # untimed
+        both = shuffled_times(calls, repeats=repeats, seed=config.seed, sync=device)
+        times = {key: wall for key, (wall, _) in both.items()}
         case = f"{name}, {'×'.join(map(str, shape))}, batch {batch}"
         measured = {key: summarize(ts, per_call=steps, label="attack-step", sub_label=case, description=key.upper())
                     for key, ts in times.items()}
         pgd_s, wpgd_s = measured["pgd"].median, measured["wpgd"].median
         paired = statistics.median(w / q for q, w in zip(times["pgd"], times["wpgd"]))
         noisy = [key.upper() for key, m in measured.items() if timing_summary(m, key)[f"{key}_noisy"]]
+        cpu_note, cpu_extra = "", {}
+        if device.type == "cpu":
+            paired_cpu = statistics.median(w / q for q, w in zip(both["pgd"][1], both["wpgd"][1]))
+            cpu_note, cpu_extra = f", CPU time {paired_cpu:.3f}", {"paired_cpu_ratio_median": paired_cpu}
         rows.append(BenchRow.timed(
             "attack-step", case, "WPGD", "PGD", wpgd_s, pgd_s, unit="step",
-            note=(f"WPGD/PGD {wpgd_s / pgd_s:.3f} (paired {paired:.3f}); {repeats}×{steps} steps"
+            note=(f"WPGD/PGD {wpgd_s / pgd_s:.3f} (paired {paired:.3f}{cpu_note}); {repeats}×{steps} steps"
                   + (f"; noisy: IQR > 10% of the median ({', '.join(noisy)})" if noisy else "")),
             extra={"model": name, "parameters": count_parameters(model), "input_shape": list(shape), "batch": batch,
                    "steps_per_call": steps, "repeats": repeats, "warmup": warmup, "num_classes": _NUM_CLASSES,
                    "p": _P, "threat": threat.to_dict(), "device": str(device), "wpgd_over_pgd": wpgd_s / pgd_s,
-                   "paired_ratio_median": paired,
+                   "paired_ratio_median": paired, **cpu_extra,
                    **timing_summary(measured["wpgd"], "wpgd_step"), **timing_summary(measured["pgd"], "pgd_step")},
         ))
     return rows

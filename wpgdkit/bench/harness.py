@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from wpgdkit.device import DEVICE_NAMES, check_threads, resolve_device, torch_threads
 from wpgdkit.errors import WpgdkitError
@@ -41,6 +40,7 @@ from wpgdkit.inputs import Range, check_number, check_seed
 from wpgdkit.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch.utils.benchmark import Measurement
 
 __all__ = [
@@ -295,6 +295,10 @@ def default_benchmarks() -> list[str]:
 
 
 def _synchronize(sync: bool | torch.device | str) -> None:
+    if sync is False:
+        return  # the CPU timings: nothing to wait for (and torch not imported inside the timed region)
+    import torch
+
     if isinstance(sync, (torch.device, str)):
         if torch.device(sync).type == "cuda":
             torch.cuda.synchronize(sync)
@@ -394,6 +398,8 @@ def summarize(times: Sequence[float], *, per_call: int = 1, label: str = "", sub
         ``.median``, ``.iqr``, ``.times`` (per unit) and ``.has_warnings``
         (interquartile range above 10 % of the median).
     """
+    import torch
+
     bench = _torch_benchmark()
     from torch.utils.benchmark.utils.common import TaskSpec
 
@@ -466,6 +472,8 @@ def bench_header(device: torch.device) -> dict[str, Any]:
     (``torch.get_num_threads()``), ``device``, ``device_name`` and
     ``load_average`` (1, 5, 15 min; None where unsupported).
     """
+    import torch
+
     from wpgdkit import __version__
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

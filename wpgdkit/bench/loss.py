@@ -6,7 +6,6 @@ import statistics
 import warnings
 
 import numpy as np
-import torch
 
 from wpgdkit.bench.harness import BenchConfig, BenchRow, interleaved_times, random_metric, register_benchmark, relative_error
 
@@ -35,6 +34,8 @@ def bench_loss(config: BenchConfig) -> list[BenchRow]:
     ``reg·H(q)``, reported as ``entropic_gap_mean``. The three calls
     alternate; ``agreement`` is the values' largest relative difference.
     """
+    import torch
+
     import ot
 
     from wpgdkit.labelmetric.ot_check import entropy

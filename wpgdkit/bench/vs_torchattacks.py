@@ -11,13 +11,14 @@ import itertools
 import math
 import statistics
 import time
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from wpgdkit.bench.harness import BenchConfig, BenchRow, interleaved_times, register_benchmark
 from wpgdkit.errors import WpgdkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
 __all__ = ["TORCHATTACKS_MISSING", "compare_with_torchattacks", "bench_torchattacks"]
 
@@ -50,6 +51,8 @@ def compare_with_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor
         binomial standard error ``difference_binomial_se``, and the largest
         ℓ∞ perturbation of each side.
     """
+    import torch
+
     import torchattacks
 
     from wpgdkit.attacks import AttackConfig, create_attack
@@ -121,6 +124,7 @@ def _train_fast_at(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
     Plain SGD with momentum written out: constructing a ``torch.optim``
     optimiser imports ``torch._dynamo``, seconds that would dwarf a quick run.
     """
+    import torch
     import torch.nn.functional as F
 
     g = torch.Generator().manual_seed(seed)
@@ -143,6 +147,8 @@ def _train_fast_at(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
 
 def _setup(config: BenchConfig, device: torch.device, points: int, train_steps: int):
     """(model, x, y, description): Fashion-MNIST and a quickly trained MLP, or random images as a fallback."""
+    import torch
+
     from wpgdkit.datasets import load_tensors
     from wpgdkit.models import create_model, dataset_normalization
 

@@ -1,21 +1,111 @@
-"""``wordnet``: building a WordNet label metric in one batch against NLTK's pairwise calls."""
+"""``wordnet``: building a WordNet label metric in one batch against NLTK's pairwise calls,
+and a whole build in a fresh process from a warm cache against one without it."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 
-from wpgdkit.bench.harness import BenchConfig, BenchRow, median_time, register_benchmark, relative_error
+from wpgdkit.bench.harness import (
+    BenchConfig,
+    BenchRow,
+    interleaved_times,
+    median_time,
+    register_benchmark,
+    relative_error,
+)
 from wpgdkit.errors import WpgdkitError
 
-__all__ = ["QUICK_MEASURES", "FULL_MEASURES", "sample_noun_synsets", "pair_sample", "bench_wordnet"]
+__all__ = ["QUICK_MEASURES", "FULL_MEASURES", "COLD_CASE", "sample_noun_synsets", "pair_sample", "bench_wordnet",
+           "child_build"]
 
 #: Measures built by ``--quick`` and by a full run (``lca-depth`` has no NLTK counterpart).
 QUICK_MEASURES = ("path",)
 FULL_MEASURES = ("path", "lch", "wup", "lca-depth")
 _NLTK_WARMUP_PAIRS = 50
+#: The case of the fresh-process rows: what ``wpgdkit metric build --dataset cifar10 --source wordnet`` builds.
+COLD_CASE = "cifar10 build, fresh process"
+_COLD_REFERENCE = "no cache (NLTK)"
+_COLD_OURS = "warm cache"
+# The library call `wpgdkit metric build --dataset cifar10 --source wordnet` makes, in a child.
+_CHILD = (
+    "import json, sys\n"
+    "from wpgdkit.labelmetric import BuildConfig, build_metric\n"
+    "metric = build_metric(BuildConfig(source='wordnet', dataset='cifar10', use_cache={use_cache}))\n"
+    "print(json.dumps({{'matrix': metric.matrix.tolist(), 'nltk_imported': 'nltk' in sys.modules}}))\n"
+)
+_CHILD_TIMEOUT_S = 600
+
+
+def child_build(*, use_cache: bool, env: dict[str, str]) -> tuple[float, dict]:
+    """Build the CIFAR-10 WordNet metric in a fresh Python process.
+
+    Returns
+    -------
+    cpu_s : float
+        The child's user + system CPU seconds (imports included).
+    result : dict
+        ``matrix`` (nested lists) and ``nltk_imported`` (whether the child imported NLTK).
+
+    Raises
+    ------
+    WpgdkitError
+        When the child fails (its last stderr line).
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run([sys.executable, "-c", _CHILD.format(use_cache=use_cache)], env=env, capture_output=True,
+                          text=True, timeout=_CHILD_TIMEOUT_S)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise WpgdkitError(f"the build in a fresh process failed: {last}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cold_vs_cached(config: BenchConfig) -> BenchRow:
+    """A CIFAR-10 WordNet build in fresh processes: warm cache against ``use_cache=False``.
+
+    The children share a new, empty cache folder (``WPGDKIT_CACHE_DIR``) and
+    otherwise this process's environment, so they find WordNet as a user's
+    command does (a plain database is copied for NLTK into that folder by the
+    first, untimed, child, which also fills the cache). Then the two kinds of
+    child alternate, ``min(repeats, 3)`` each (quick: 1); wall and CPU times
+    (user + system of the child, imports included) are medians.
+    """
+    repeats = 1 if config.quick else min(config.repeats, 3)
+    with tempfile.TemporaryDirectory(prefix="wpgdkit-bench-cache-") as folder:
+        env = {**os.environ, "WPGDKIT_CACHE_DIR": folder}
+        child_build(use_cache=True, env=env)  # untimed: fills the cache (and the page cache)
+        results: dict[str, list] = {"cold": [], "cached": []}
+        times = interleaved_times(
+            {"cold": lambda: child_build(use_cache=False, env=env), "cached": lambda: child_build(use_cache=True, env=env)},
+            repeats=repeats, warmup=0, on_result=lambda name, value: results[name].append(value),
+        )
+    cold_cpu = statistics.median(cpu for cpu, _ in results["cold"])
+    cached_cpu = statistics.median(cpu for cpu, _ in results["cached"])
+    reference = np.array(results["cold"][0][1]["matrix"])
+    agreement = max(relative_error(np.array(out["matrix"]), reference, scale=float(reference.max()))
+                    for _, out in results["cold"] + results["cached"])
+    return BenchRow.timed(
+        "wordnet", COLD_CASE, _COLD_OURS, _COLD_REFERENCE, statistics.median(times["cached"]),
+        statistics.median(times["cold"]), agreement=agreement, unit="build",
+        note=f"wall, median of {repeats}; CPU (children's user+sys) {cold_cpu:.2f} s vs {cached_cpu:.2f} s",
+        extra={"repeats": repeats, "cold_wall_s": times["cold"], "cached_wall_s": times["cached"],
+               "cold_cpu_s": cold_cpu, "cached_cpu_s": cached_cpu,
+               "cpu_ratio": cold_cpu / cached_cpu if cached_cpu > 0 else None,
+               "cached_imports_nltk": any(out["nltk_imported"] for _, out in results["cached"])},
+    )
 
 
 def sample_noun_synsets(wordnet, n: int, *, seed: int = 0) -> list:
@@ -41,7 +131,8 @@ def pair_sample(k: int, n: int, *, seed: int) -> list[tuple[int, int]]:
 
 
 @register_benchmark("wordnet", "WordNet metric build (path, lch, wup, lca-depth) for 200 and 1,000 classes "
-                               "vs NLTK pairwise (skipped without WordNet)")
+                               "vs NLTK pairwise; a CIFAR-10 build in a fresh process, warm cache vs none "
+                               "(skipped without WordNet)")
 def bench_wordnet(config: BenchConfig) -> list[BenchRow]:
     """:func:`wordnet_distance_matrix` vs NLTK's per-pair methods.
 
@@ -53,7 +144,10 @@ def bench_wordnet(config: BenchConfig) -> list[BenchRow]:
     warm-up pairs (NLTK's first ``lch`` call computes the noun hierarchy's
     depth: tens of seconds, untimed); its time for all K(K−1)/2 pairs is
     extrapolated from that, and its values are compared on the sample.
-    Loading WordNet is not timed (``wordnet_load_s``). Skipped, with the
+    Loading WordNet is not timed (``wordnet_load_s``). Last, one row
+    (``COLD_CASE``) times a whole CIFAR-10 build in fresh processes (imports
+    count) from a warm WordNet cache against one without the cache
+    (``use_cache=False``); see :func:`_cold_vs_cached`. Skipped, with the
     reason, when WordNet cannot be loaded.
     """
     from wpgdkit.datasets import get_dataset
@@ -72,7 +166,8 @@ def bench_wordnet(config: BenchConfig) -> list[BenchRow]:
         reason = "WordNet not available: " + " ".join(str(exc).split())
         return [BenchRow.skipped("wordnet", cases[label], f"batched build ({measure})",
                                  reference if measure != "lca-depth" else None, reason)
-                for label in sizes for measure in measures]
+                for label in sizes for measure in measures] + [
+            BenchRow.skipped("wordnet", COLD_CASE, _COLD_OURS, _COLD_REFERENCE, reason)]
     load_s = time.perf_counter() - start
     rows = []
     for label, k in sizes.items():
@@ -116,4 +211,8 @@ def bench_wordnet(config: BenchConfig) -> list[BenchRow]:
                        "nltk_extrapolated": extrapolated,
                        "max_abs_difference": float(np.abs(ours_values - theirs).max())},
             ))
+    try:
+        rows.append(_cold_vs_cached(config))
+    except (WpgdkitError, OSError, ImportError, subprocess.TimeoutExpired) as exc:  # ImportError: no resource module
+        rows.append(BenchRow.skipped("wordnet", COLD_CASE, _COLD_OURS, _COLD_REFERENCE, " ".join(str(exc).split())))
     return rows

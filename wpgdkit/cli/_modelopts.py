@@ -82,8 +82,6 @@ def model_source(model: str | None, model_kwargs: str | None = None, weights: st
         that is not an object, a malformed shape or list of numbers, ``--mean``
         without ``--std`` (or the reverse), a malformed ``--model``.
     """
-    from wpgdkit.models.foreign import ModelSource, parse_floats, parse_model_kwargs, parse_shape
-
     given = [flag for flag, value in (("--model-kwargs", model_kwargs), ("--weights", weights),
                                       ("--input-shape", input_shape), ("--mean", mean), ("--std", std))
              if value is not None]
@@ -94,6 +92,8 @@ def model_source(model: str | None, model_kwargs: str | None = None, weights: st
         raise WpgdkitError(f"{' and '.join(given)} {verb} --model: name the network they are for")
     if (mean is None) != (std is None):
         raise WpgdkitError("--mean and --std go together: give both")
+    from wpgdkit.models.foreign import ModelSource, parse_floats, parse_model_kwargs, parse_shape  # torch: only for --model
+
     return ModelSource(
         spec=model,
         kwargs=parse_model_kwargs(model_kwargs, name="--model-kwargs"),

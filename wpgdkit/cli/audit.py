@@ -12,7 +12,7 @@ from rich.table import Table
 
 from wpgdkit.attacks import DEFAULT_STEP_FACTOR, NORMS, list_attacks
 from wpgdkit.datasets import SPLITS
-from wpgdkit.audit.scores import SCORE_NORMALIZATIONS
+from wpgdkit.audit.names import SCORE_NORMALIZATIONS
 from wpgdkit.cli._common import DeviceName, choices, stderr, stdout, write_json, output_file, output_folder
 from wpgdkit.cli._dataopts import (
     DATASET_HELP,
@@ -27,12 +27,14 @@ from wpgdkit.cli._dataopts import (
 )
 from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, ModelOpt, StdOpt, WeightsOpt, model_source
 from wpgdkit.cli._progress import RichAuditProgress, interruptible
+from wpgdkit.models.layout import MEMORY_FORMATS
 
 AttackName = choices("AttackName", list_attacks())
 NormName = choices("AuditNormName", list(NORMS))
 ScoreNormalization = choices("ScoreNormalization", list(SCORE_NORMALIZATIONS))
 SplitName = choices("AuditSplitName", list(SPLITS))
 PlotOrder = choices("AuditPlotOrder", ["metric", "label"])
+MemoryFormat = choices("AuditMemoryFormat", list(MEMORY_FORMATS))
 
 
 def audit(
@@ -71,6 +73,10 @@ def audit(
     steps: Annotated[int, typer.Option(help="Attack iterations.")] = 20,
     step_size: Annotated[Optional[str], typer.Option(help=f"Step, e.g. 1/255 (default {DEFAULT_STEP_FACTOR:g}·eps/steps).")] = None,
     restarts: Annotated[int, typer.Option(help="Random restarts; each point keeps its worst.")] = 1,
+    early_stop: Annotated[bool, typer.Option(
+        "--early-stop", help="pgd only: stop attacking each point at its first mistake (fewer passes; AE at least the "
+                             "last iterate's; S counts the first wrong class, a weaker estimate). Recorded in the "
+                             "JSON.")] = False,
     cost_threshold: Annotated[Optional[float], typer.Option(
         help="τ of the cost-sensitive robust error: points sent to a class of cost ≥ τ (default: any positive cost "
              "of a binary metric, else the median off-diagonal cost).")] = None,
@@ -88,6 +94,9 @@ def audit(
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     seed: Annotated[int, typer.Option(help="Seed of the attack's random starts (the same for every model).")] = 0,
     bins: Annotated[int, typer.Option(help="Bins of the entropy histograms.")] = 20,
+    memory_format: Annotated[MemoryFormat, typer.Option(
+        help="Layout of attacked conv models: auto measures whether channels_last is faster (per architecture); "
+             "contiguous or channels_last force one. Results agree to rounding.")] = MemoryFormat("auto"),
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice)")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full audit as JSON to PATH, or - for stdout.", callback=output_file)] = None,
     plots: Annotated[Optional[Path], typer.Option(help="Write PNG heatmaps and histograms into this folder.", callback=output_folder)] = None,
@@ -121,6 +130,7 @@ def audit(
         steps=steps, restarts=restarts, targets=targets, cost_threshold=cost_threshold, attack_p=attack_p, attack_lam=parse_lam(attack_lam, name="--attack-lam"),
         score_normalize=score_normalize.value, split=split.value, limit=limit,
         data_dir=str(data_dir) if data_dir else None, batch_size=batch_size, device=device.value, seed=seed, bins=bins,
+        memory_format=memory_format.value, early_stop=early_stop,
     )
     # Ctrl-C: the outputs are written only after the audit (the JSON atomically), so nothing is half-written then.
     with interruptible(lambda: "nothing was written"), torch_threads(threads):
@@ -182,6 +192,8 @@ def _render(report, console) -> None:
         notes.append("no --baseline: no accuracy gap or ρ")
     if report.reference is None:
         notes.append("no --reference: no S − S_ref")
+    if report.attack.early_stop:
+        notes.append("early stop: each point's first mistake counts (AE ≥ the last iterate's; S is a weaker estimate)")
     if report.metric is None:
         notes.append("no metric: no S, ρ, CSRE, hdist@1 or severity")
     elif report.cost_threshold is not None:

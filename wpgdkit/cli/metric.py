@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,6 +37,7 @@ from wpgdkit.cli._dataopts import (
 from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, ModelOpt, StdOpt, WeightsOpt, model_source
 from wpgdkit.datasets import SPLITS
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.figures import check_plot_suffix
 from wpgdkit.labelmetric import (
     FORMATS,
     NORMALIZATIONS,
@@ -124,6 +126,10 @@ def build(
     wordnet_dir: Annotated[
         Optional[Path], typer.Option(help="WordNet database or NLTK data folder (else $WPGDKIT_WORDNET_DIR, NLTK's path, /usr/share/wordnet).")
     ] = None,
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache", help="wordnet: reuse the classes' hypernym closure saved in the cache folder "
+        "($WPGDKIT_CACHE_DIR, else $XDG_CACHE_HOME/wpgdkit, ~/.cache/wpgdkit) instead of opening WordNet; "
+        "--no-cache neither reads nor writes it. Same result either way.")] = True,
     synset_map: Annotated[
         Optional[Path], typer.Option(help="CSV with 'class' and 'synset' columns, for classes outside the registry.")
     ] = None,
@@ -179,7 +185,7 @@ def build(
         data_dir=str(data_dir) if data_dir else None, download=download, limit=limit, seed=seed, l2=l2,
         max_iter=max_iter, checkpoint=str(checkpoint) if checkpoint else None, split=split.value if split else None,
         input=str(input) if input else None, class_list=str(class_list) if class_list else None,
-        allow_asymmetric=allow_asymmetric, device=device.value, threads=threads,
+        allow_asymmetric=allow_asymmetric, device=device.value, threads=threads, use_cache=cache,
     )
     with stderr.status(f"building the {safe(source.value)} metric", spinner="dots") if not quiet else nullcontext():
         metric = build_metric(config)
@@ -221,6 +227,42 @@ def _structure_lines(report: MetricReport) -> list[str]:
     return lines
 
 
+def _import_pot_for_numpy() -> None:
+    """Import POT with only its NumPy backend, unless torch, JAX, TensorFlow or CuPy is loaded already.
+
+    ``import ot`` imports every array library it finds installed, torch
+    included (seconds), to accept their arrays, and scikit-learn and networkx
+    for k-means and graph partitions; ``metric check`` hands it NumPy arrays
+    and solves plain transport problems only. Its backend switches
+    (``POT_BACKEND_DISABLE_*``) are set for the import alone and restored
+    after, and the two optional libraries are hidden from it while it imports
+    (it takes them as absent; a POT that needs them is imported again, plainly).
+    The numbers are the same either way.
+    """
+    if "ot" in sys.modules:
+        return
+    backends = {"torch": "POT_BACKEND_DISABLE_PYTORCH", "jax": "POT_BACKEND_DISABLE_JAX",
+                "tensorflow": "POT_BACKEND_DISABLE_TENSORFLOW", "cupy": "POT_BACKEND_DISABLE_CUPY"}
+    keys = [key for module, key in backends.items() if module not in sys.modules and key not in os.environ]
+    hidden = [name for name in ("sklearn", "networkx") if name not in sys.modules]
+    try:
+        os.environ.update(dict.fromkeys(keys, "1"))
+        sys.modules.update(dict.fromkeys(hidden))  # None: importing them raises ImportError
+        try:
+            import ot  # noqa: F401
+        except ImportError:
+            for name in hidden:
+                sys.modules.pop(name, None)
+            hidden = []
+            import ot  # noqa: F401,F811
+    finally:
+        for key in keys:
+            os.environ.pop(key, None)
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
 @app.command()
 def check(
     path: Annotated[Path, typer.Argument(help="Metric file (.csv, .json, .npy).")],
@@ -242,6 +284,7 @@ def check(
     if p <= 0:
         raise WpgdkitError(f"--p must be positive, got {p}")
     metric, report = _load(path, classes, allow_asymmetric)
+    _import_pot_for_numpy()
     ot_report = reference_check(metric, p=p, samples=samples, sinkhorn_samples=sinkhorn_samples, seed=seed)
     if json_out is not None:
         write_json(
@@ -287,6 +330,8 @@ def show(
     json_out: JsonOption = None,
 ) -> None:
     """Summarise a metric: each class's nearest and farthest classes, structure, provenance."""
+    if plot is not None:
+        check_plot_suffix(plot)  # before any work, and before matplotlib is imported
     metric, report = _load(path, classes, allow_asymmetric)
     neighbours = nearest_and_farthest(metric, top=top)
     origin = metric_origin(metric)

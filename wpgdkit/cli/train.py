@@ -34,6 +34,8 @@ MethodName = choices("MethodName", list(METHODS))
 NormName = choices("NormName", list(NORMS))
 ScheduleName = choices("ScheduleName", list(SCHEDULES))
 CoGuard = choices("CoGuard", ["stop", "warn", "off"])  # wpgdkit.training.loop.CO_GUARDS (imported lazily: torch)
+# wpgdkit.training.loop.MEMORY_FORMATS (imported lazily: torch), the values of the audit's --memory-format
+MemoryFormat = choices("MemoryFormat", ["auto", "contiguous", "channels_last"])
 
 def _model_help() -> str:
     from wpgdkit.models import list_models
@@ -101,6 +103,8 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Start over even if --out holds a run (its log starts afresh).")] = False,
     device: Annotated[DeviceName, typer.Option(help="auto picks CUDA when available.")] = DeviceName("auto"),
     amp: Annotated[bool, typer.Option(help="bfloat16 mixed precision on CUDA.")] = True,
+    memory_format: Annotated[MemoryFormat, typer.Option(
+        "--memory-format", help="Layout of the network and its inputs: channels_last (NHWC, image models; faster convolutions on tensor cores), contiguous, or auto: measured once at the start on CUDA, contiguous on a CPU and with --deterministic. Checkpoints are the same either way.")] = MemoryFormat("auto"),
     workers: Annotated[int, typer.Option(help="DataLoader workers (file-backed datasets).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the split, order, augmentation, attack starts and weights.")] = 0,
     deterministic: Annotated[bool, typer.Option(help="Deterministic algorithms (bitwise-reproducible on CPU).")] = False,
@@ -131,7 +135,7 @@ def train(
         step_size=parse_budget(step_size, name="--step-size") if step_size is not None else None,
         steps=steps, eval_steps=eval_steps, co_guard=co_guard.value, epochs=epochs, batch_size=batch_size, lr=lr,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, out=str(out), resume=resume, force=force, device=device.value,
-        amp=amp, workers=workers, seed=seed, deterministic=deterministic,
+        amp=amp, memory_format=memory_format.value, workers=workers, seed=seed, deterministic=deterministic,
     )
     before = _modified(out)
     with interruptible(lambda: _interrupted(out, epochs, resume, before)), torch_threads(threads), \
@@ -165,9 +169,12 @@ def _guard_messages() -> Iterator[None]:
         try:
             yield
         except WpgdkitError as exc:
-            # The library names its parameter co_guard; here it is a flag (the other names are mapped on exit).
-            if exc.args and isinstance(exc.args[0], str) and "co_guard" in exc.args[0]:
-                exc.args = (exc.args[0].replace("co_guard", "--co-guard"), *exc.args[1:])
+            # The library names its parameters co_guard and memory_format; here they are flags (the other names are
+            # mapped on exit).
+            if exc.args and isinstance(exc.args[0], str):
+                for name in ("co_guard", "memory_format"):
+                    if name in exc.args[0]:
+                        exc.args = (exc.args[0].replace(name, "--" + name.replace("_", "-")), *exc.args[1:])
             raise
 
 

@@ -19,17 +19,18 @@ finds either by name afterwards.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from wpgdkit.datasets.catalog import register_builtin_datasets
 from wpgdkit.datasets.files import (
     DataFormatError,
     DataOptions,
-    FolderImageDataset,
     dataset_from_arrays,
     is_dataset_reference,
     open_dataset,
     reopen_dataset,
 )
-from wpgdkit.datasets.memory import TensorFeatureDataset, TensorImageDataset
 from wpgdkit.datasets.registry import (
     SPLITS,
     DatasetSpec,
@@ -40,7 +41,15 @@ from wpgdkit.datasets.registry import (
     register_dataset,
     resolve_data_dir,
 )
-from wpgdkit.datasets.tiny_imagenet import ImageFileDataset
+
+# The torch Dataset classes, loaded on first use (PEP 562): the registry, the specs
+# and `wpgdkit datasets` need no torch.
+_LAZY = {
+    "FolderImageDataset": "wpgdkit.datasets.imagefiles",
+    "ImageFileDataset": "wpgdkit.datasets.imagefiles",
+    "TensorFeatureDataset": "wpgdkit.datasets.memory",
+    "TensorImageDataset": "wpgdkit.datasets.memory",
+}
 
 __all__ = [
     "SPLITS",
@@ -64,3 +73,15 @@ __all__ = [
 ]
 
 register_builtin_datasets()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

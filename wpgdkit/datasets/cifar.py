@@ -18,15 +18,18 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
 from wpgdkit.datasets._torchvision import download_with_torchvision
-from wpgdkit.datasets.memory import TensorImageDataset
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
 from wpgdkit.inputs import input_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from wpgdkit.datasets.memory import TensorImageDataset
 
 __all__ = ["CifarSource", "load_cifar_pickle"]
 
@@ -171,6 +174,10 @@ class CifarSource:
             If a file is malformed, refused by the restricted unpickler, or the
             meta file's class names differ from the registered ones.
         """
+        import torch
+
+        from wpgdkit.datasets.memory import TensorImageDataset
+
         root = data_dir / self.folder
         files = [root / name for name in (self.train_files if split == "train" else self.test_files)]
         missing = [path for path in files if not path.is_file()]
@@ -207,6 +214,8 @@ class CifarSource:
 
     def _read_batch(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         """Return one batch as uint8 (n, 3, 32, 32) images and int64 (n,) labels."""
+        import torch
+
         batch = load_cifar_pickle(path)
         data, labels = batch.get("data"), batch.get(self.labels_key)
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _ROW_BYTES:

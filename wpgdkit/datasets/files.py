@@ -46,16 +46,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from wpgdkit.datasets.memory import TensorFeatureDataset, TensorImageDataset
 from wpgdkit.datasets.registry import DatasetSpec, list_datasets
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
 from wpgdkit.inputs import Range, check_number, check_seed, input_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch.utils.data import Dataset
+
+    from wpgdkit.datasets.imagefiles import FolderImageDataset
 
 __all__ = [
     "EPS_UNITS",
@@ -411,6 +414,8 @@ def dataset_from_arrays(
 
 
 def _as_array(value: Any) -> np.ndarray:
+    import torch
+
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -647,6 +652,8 @@ def _input_range(x_train: np.ndarray, x_test: np.ndarray, options: DataOptions, 
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
 
 
@@ -657,6 +664,10 @@ class _MemorySplits:
     splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(repr=False)
 
     def __call__(self, split: str, *, data_dir: Path, download: bool, seed: int) -> Dataset:
+        import torch
+
+        from wpgdkit.datasets.memory import TensorFeatureDataset, TensorImageDataset
+
         x, y = self.splits[split]
         # A fresh wrapper per call over the shared tensors; items and take() hand out copies.
         if x.dtype == torch.uint8:
@@ -936,67 +947,6 @@ def _encode_labels(
 # --- image folders ---------------------------------------------------------------------
 
 
-class FolderImageDataset(Dataset):
-    """Images of an image folder, decoded (and resized) on access.
-
-    Parameters
-    ----------
-    paths : list of Path, length N
-    labels : torch.Tensor of int64, shape (N,)
-    mode : {"L", "RGB"}
-        Colour mode every image is converted to: 1 or 3 channels.
-    size : (int, int)
-        ``(height, width)`` of every item.
-    resize : bool
-        Resize images to ``size`` (bilinear); otherwise a file of another
-        size raises (it changed since the folder was opened).
-
-    Items are ``(x, y)``: ``x`` float32 of shape (C, H, W) in [0, 1], ``y`` a Python ``int``.
-    """
-
-    def __init__(self, paths: list[Path], labels: torch.Tensor, *, mode: str, size: tuple[int, int], resize: bool) -> None:
-        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
-            raise ValueError(f"labels must be int64 of shape ({len(paths)},), got {labels.dtype} {tuple(labels.shape)}")
-        if mode not in ("L", "RGB"):
-            raise ValueError(f"mode must be L or RGB, got {mode!r}")
-        self.paths, self.labels, self.mode, self.size, self.resize = list(paths), labels, mode, tuple(size), resize
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.mode == "L" else 3
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self._decode(self.paths[index]).to(torch.float32).div_(255.0), int(self.labels[index])
-
-    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y)``: float32 (M, C, H, W) in [0, 1] and int64 (M,), decoding only those files."""
-        chosen = range(len(self.paths)) if indices is None else indices.tolist()
-        images = torch.empty((len(chosen), self.channels, *self.size), dtype=torch.uint8)
-        for row, i in enumerate(chosen):
-            images[row] = self._decode(self.paths[i])
-        labels = self.labels.clone() if indices is None else self.labels[indices]
-        return images.to(torch.float32).div_(255.0), labels
-
-    def _decode(self, path: Path) -> torch.Tensor:
-        """One file as uint8 (C, H, W)."""
-        from PIL import Image
-
-        height, width = self.size
-        with _reading_image(path):
-            with Image.open(path) as image:
-                image = image.convert(self.mode)
-                if self.resize and image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image, dtype=np.uint8)
-        if pixels.shape[:2] != (height, width):
-            raise DataFormatError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels, expected {width}x{height}")
-        pixels = pixels[:, :, None] if pixels.ndim == 2 else pixels
-        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
-
-
 @contextmanager
 def _reading_image(path: Path) -> Iterator[None]:
     """Turn whatever PIL raises for a missing, corrupt or hostile file into one line."""
@@ -1023,11 +973,15 @@ class _FolderSplits:
     resize: bool
 
     def __call__(self, split: str, *, data_dir: Path, download: bool, seed: int) -> Dataset:
+        from wpgdkit.datasets.imagefiles import FolderImageDataset
+
         paths, labels = self.splits[split]
         return FolderImageDataset(paths, labels, mode=self.mode, size=self.size, resize=self.resize)
 
 
 def _open_imagefolder(reference: str, options: DataOptions) -> DatasetSpec:
+    import torch
+
     _refuse_options(options, "imagefolder:", "test", "label_column", "test_fraction", "standardize")
     text = reference[len(IMAGEFOLDER_PREFIX):]
     if not text:
@@ -1161,3 +1115,12 @@ def _listing_sha256(root: Path, paths: list[Path]) -> str:
             raise WpgdkitError(f"cannot read {path}: {exc.strerror or exc}") from None
         digest.update(f"{path.relative_to(root).as_posix()}\t{size}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
+
+
+def __getattr__(name: str) -> Any:
+    # FolderImageDataset is a torch Dataset: it lives in wpgdkit.datasets.imagefiles, loaded on first use.
+    if name == "FolderImageDataset":
+        from wpgdkit.datasets.imagefiles import FolderImageDataset
+
+        return FolderImageDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

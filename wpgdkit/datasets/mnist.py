@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from wpgdkit.datasets._torchvision import download_with_torchvision
-from wpgdkit.datasets.idx import read_idx
-from wpgdkit.datasets.memory import TensorImageDataset
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
 from wpgdkit.inputs import input_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wpgdkit.datasets.memory import TensorImageDataset
 
 __all__ = ["SYSTEM_DIRS", "IdxSource"]
 
@@ -92,6 +92,11 @@ class IdxSource:
         return None
 
     def _read(self, images_path: Path, labels_path: Path) -> TensorImageDataset:
+        import torch
+
+        from wpgdkit.datasets.idx import read_idx
+        from wpgdkit.datasets.memory import TensorImageDataset
+
         images = read_idx(images_path)
         labels = read_idx(labels_path)
         if images.dim() != 3 or tuple(images.shape[1:]) != _IMAGE_SIZE:

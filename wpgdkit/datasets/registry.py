@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Union, runtime_checkable
 
-import torch
-from torch.utils.data import Dataset
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch.utils.data import Dataset
 
 from wpgdkit.registry import Registry
 from wpgdkit.errors import MetricFormatError, UnknownNameError, WpgdkitError
@@ -330,12 +331,12 @@ def get_dataset(name: str) -> DatasetSpec:
     DataNotFoundError, WpgdkitError
         If a file reference cannot be opened.
     """
-    from wpgdkit.datasets import files
-
     try:
         return _REGISTRY.get(name)
     except UnknownNameError as exc:
         unknown = exc
+    from wpgdkit.datasets import files  # not before: a registered name needs neither it nor torch
+
     opened = files.opened_dataset(name)
     if opened is not None:
         return opened
@@ -445,6 +446,8 @@ def _check_split(name: str, split: str) -> None:
 
 def _subset_indices(n: int, *, limit: int | None, seed: int) -> torch.Tensor | None:
     """Sorted int64 indices of a seeded random subset, or ``None`` for everything."""
+    import torch
+
     if limit is None or limit >= n:
         return None
     limit = int(limit)
@@ -456,6 +459,8 @@ def _subset_indices(n: int, *, limit: int | None, seed: int) -> torch.Tensor | N
 
 def _stack_items(dataset: Dataset, indices: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fallback for datasets without :class:`TensorSource`: stack items one by one."""
+    import torch
+
     order = range(len(dataset)) if indices is None else indices.tolist()
     xs, ys = [], []
     for i in order:

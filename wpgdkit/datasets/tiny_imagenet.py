@@ -21,13 +21,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Any
 
 from wpgdkit.errors import DataNotFoundError, WpgdkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wpgdkit.datasets.imagefiles import ImageFileDataset
 
 __all__ = ["HOW_TO_GET", "IMAGE_SIZE", "ImageFileDataset", "TinyImageNetSource", "canonical_wnids"]
 
@@ -44,59 +43,6 @@ def canonical_wnids() -> tuple[str, ...]:
     """The 200 Tiny-ImageNet WordNet ids in wpgdkit's label order (shipped with the package)."""
     text = resources.files("wpgdkit.datasets").joinpath("tiny-imagenet-200-wnids.txt").read_text(encoding="ascii")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
-
-
-class ImageFileDataset(Dataset):
-    """Image files with labels, decoded on access.
-
-    Parameters
-    ----------
-    paths : sequence of Path, length N
-        The image files.
-    labels : torch.Tensor of int64, shape (N,)
-    size : int
-        Expected width and height; other sizes raise rather than being resized
-        silently, since the input shape is part of the dataset's contract.
-
-    Items are ``(x, y)``: ``x`` float32 of shape (3, size, size) in [0, 1],
-    ``y`` a Python ``int``.
-    """
-
-    def __init__(self, paths: list[Path], labels: torch.Tensor, *, size: int = IMAGE_SIZE) -> None:
-        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
-            raise ValueError(f"labels must be int64 of shape ({len(paths)},), got {labels.dtype} {tuple(labels.shape)}")
-        self.paths = list(paths)
-        self.labels = labels
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self._decode(self.paths[index]).to(torch.float32).div_(255.0), int(self.labels[index])
-
-    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y)``: float32 (M, 3, size, size) in [0, 1] and int64 (M,), decoding only those files."""
-        chosen = range(len(self.paths)) if indices is None else indices.tolist()
-        images = torch.empty((len(chosen), 3, self.size, self.size), dtype=torch.uint8)
-        for row, i in enumerate(chosen):
-            images[row] = self._decode(self.paths[i])
-        labels = self.labels.clone() if indices is None else self.labels[indices]
-        return images.to(torch.float32).div_(255.0), labels
-
-    def _decode(self, path: Path) -> torch.Tensor:
-        """Decode one file to uint8 (3, size, size)."""
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        except FileNotFoundError:
-            raise DataNotFoundError(f"{path} does not exist") from None
-        # PIL reports corrupt or hostile files as any of these.
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as exc:
-            raise WpgdkitError(f"cannot decode image {path}: {' '.join(str(exc).split())}") from None
-        if pixels.shape != (self.size, self.size, 3):
-            raise WpgdkitError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels, expected {self.size}x{self.size}")
-        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -128,6 +74,10 @@ class TinyImageNetSource:
         DataNotFoundError
             If the folder or a part of it is missing.
         """
+        import torch
+
+        from wpgdkit.datasets.imagefiles import ImageFileDataset
+
         if download:
             raise WpgdkitError(f"{self.name} cannot be downloaded automatically; {HOW_TO_GET}")
         root = self._find_root(data_dir)
@@ -203,3 +153,12 @@ def _natural_key(item: Path | str) -> list[int | str]:
 def _preview(ids: list[str], limit: int = 3) -> str:
     shown = ", ".join(ids[:limit])
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def __getattr__(name: str) -> Any:
+    # ImageFileDataset is a torch Dataset: it lives in wpgdkit.datasets.imagefiles, loaded on first use.
+    if name == "ImageFileDataset":
+        from wpgdkit.datasets.imagefiles import ImageFileDataset
+
+        return ImageFileDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from wpgdkit.datasets.memory import TensorFeatureDataset
 from wpgdkit.errors import WpgdkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from wpgdkit.datasets.memory import TensorFeatureDataset
 
 __all__ = ["ToyConfig", "ToySource", "make_toy"]
 
@@ -75,6 +79,8 @@ def make_toy(split: str, *, seed: int = 0, config: ToyConfig = ToyConfig()) -> t
     WpgdkitError
         If ``seed`` is negative.
     """
+    import torch
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise WpgdkitError(f"toy seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAMS[split],)))
@@ -99,5 +105,7 @@ class ToySource:
 
     def load(self, split: str, *, data_dir: Path, download: bool, seed: int) -> TensorFeatureDataset:
         """Generate ``split`` from ``seed``; ``data_dir`` and ``download`` are unused."""
+        from wpgdkit.datasets.memory import TensorFeatureDataset
+
         return TensorFeatureDataset(*make_toy(split, seed=seed, config=self.config))
 

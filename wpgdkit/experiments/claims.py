@@ -93,10 +93,23 @@ def read_results(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     return documents
 
 
+def _metric_name(document: Mapping[str, Any]) -> str | None:
+    """The metric file a run used: the flag, the results, or the ``--metric`` of its recorded commands."""
+    import re
+
+    named = (document.get("custom") or {}).get("metric") or document["results"].get("metric")
+    if named:
+        return named
+    for command in document.get("commands") or []:
+        found = re.search(r"--metric (\S+)", command)
+        if found:
+            return Path(found.group(1)).name
+    return None
+
+
 def _run_name(document: Mapping[str, Any]) -> str:
-    custom = document.get("custom") or {}
-    metric = custom.get("metric") or "default metric"
-    return f"{document['folder']} ({metric}, seed {document.get('seed')})"
+    metric = _metric_name(document)
+    return f"{document['folder']} ({metric + ', ' if metric else ''}seed {document.get('seed')})"
 
 
 def findings(documents: Sequence[Mapping[str, Any]]) -> list[Finding]:
@@ -216,7 +229,7 @@ def seed_table(folders: Iterable[str | Path]) -> str:
     sweeps: dict[str, dict[int, Mapping[str, Any]]] = {}
     for document in read_results(folders):
         if document["experiment"] == "p-sweep":
-            metric = (document.get("custom") or {}).get("metric") or "default metric"
+            metric = _metric_name(document) or "default"
             sweeps.setdefault(metric, {})[document["seed"]] = document["results"]
     rows = []
     for metric, by_seed in sweeps.items():

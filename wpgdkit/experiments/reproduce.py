@@ -471,6 +471,7 @@ def _p_sweep(ctx: _Context) -> ExperimentResult:
     text = prose.sweep_report(ctx.s["dataset"], ctx.setting(), Path(ctx.metric_file).name, ctx.s["eval_steps"],
                               results, n, plot.name, cost_threshold=by_pgd.cost_threshold)
     return ctx.write("p-sweep", {"rows": results, "test_points": n, "attacks": list(by_attack),
+                                 "metric": Path(ctx.metric_file).name,
                                  "cost_threshold": by_pgd.cost_threshold}, text, [plot])
 
 

@@ -100,6 +100,11 @@ class BuildConfig:
         ``boundary`` and ``confusion`` sources; the others do not use torch);
         None leaves torch's default. Like the device, not part of the rebuild
         command.
+    use_cache : bool
+        ``wordnet``: reuse (and save) the classes' hypernym closure in the
+        cache folder (:mod:`wpgdkit.labelmetric.wordnet_cache`); False reads
+        NLTK and leaves the cache alone. The result is the same bit for bit,
+        so it is neither in the provenance nor in the rebuild command.
     """
 
     source: str = "wordnet"
@@ -124,6 +129,7 @@ class BuildConfig:
     allow_asymmetric: bool = False
     device: str = "auto"
     threads: int | None = None
+    use_cache: bool = True
 
     def __post_init__(self) -> None:
         # Refused here, before any data, WordNet or checkpoint is read.
@@ -237,8 +243,7 @@ def read_synset_map(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def _build_wordnet(config: BuildConfig) -> LabelMetric:
-    from wpgdkit.labelmetric.wordnet_distance import lookup_synsets, wordnet_distance_matrix
-    from wpgdkit.wordnet import load_wordnet
+    from wpgdkit.labelmetric.wordnet_cache import wordnet_closure
 
     measure = config.measure or "path"
     if config.synset_map is not None:
@@ -253,13 +258,12 @@ def _build_wordnet(config: BuildConfig) -> LabelMetric:
                 "use --source linear, or give --synset-map CLASSES.csv"
             )
         classes, names = spec.classes, spec.synsets
-    wordnet = load_wordnet(config.wordnet_dir)
-    synsets = lookup_synsets(names, wordnet)
-    matrix = wordnet_distance_matrix(synsets, measure=measure)
+    closure = wordnet_closure(names, config.wordnet_dir, use_cache=config.use_cache)
+    matrix = closure.distance_matrix(measure)
     return LabelMetric(
         tuple(classes),
         matrix,
-        Provenance(source="wordnet", measure=measure, dataset=config.dataset, wordnet_version=wordnet.get_version()),
+        Provenance(source="wordnet", measure=measure, dataset=config.dataset, wordnet_version=closure.wordnet_version),
     )
 
 

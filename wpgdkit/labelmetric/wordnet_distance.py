@@ -27,24 +27,38 @@ Measures, each turned into a distance (0 on the diagonal, larger = farther):
     ancestors of ``i`` and ``j``.
 
 The work is one breadth-first search per class over the (small) ancestor graph
-(networkx) and, per shared ancestor, one vectorised update of the rows and
-columns of the classes below it: 1,000 classes take about a second, against
-minutes for 500,000 pairwise NLTK calls.
+and, per shared ancestor, one vectorised update of the rows and columns of the
+classes below it: 1,000 classes take about a second, against minutes for
+500,000 pairwise NLTK calls. The searches are plain Python over an adjacency
+dict (no networkx import: a build from the WordNet cache takes well under a
+second, and importing networkx was a third of it).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from wpgdkit.errors import UnknownNameError, WordNetError
 
-__all__ = ["WORDNET_MEASURES", "HypernymGraph", "wordnet_distance_matrix", "lookup_synsets", "nltk_pairwise_distance"]
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+
+__all__ = [
+    "WORDNET_MEASURES",
+    "HypernymGraph",
+    "hypernym_closure_edges",
+    "wordnet_distance_matrix",
+    "closure_distance_matrix",
+    "lookup_synsets",
+    "nltk_pairwise_distance",
+]
 
 #: Depth of the WordNet 3.0 noun taxonomy as NLTK's lch_similarity uses it.
 NOUN_MAX_DEPTH_30 = 19
@@ -81,32 +95,44 @@ class HypernymGraph:
 
     Attributes
     ----------
-    graph : networkx.DiGraph
-        Edges point from a synset to its (instance) hypernyms.
+    parents : dict of str to list of str
+        Each synset's (instance) hypernyms; every node of the graph is a key.
     up : list of dict
         ``up[i][a]`` is ``d_i(a)``, the shortest upward distance from class
         ``i`` to ancestor ``a`` (synset names).
+    class_names : list of str
     """
 
-    graph: nx.DiGraph
+    parents: dict[str, list[str]]
     up: list[dict[str, int]]
     class_names: list[str]
 
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The same graph as a ``networkx.DiGraph`` (edges from a synset to its hypernyms)."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.parents)
+        graph.add_edges_from((child, parent) for child, parents in self.parents.items() for parent in parents)
+        return graph
+
     @classmethod
     def build(cls, synsets: Sequence) -> HypernymGraph:
-        graph = nx.DiGraph()
-        stack = list(synsets)
-        seen = {s.name() for s in stack}
-        graph.add_nodes_from(seen)
-        while stack:
-            synset = stack.pop()
-            for parent in synset.hypernyms() + synset.instance_hypernyms():
-                graph.add_edge(synset.name(), parent.name())
-                if parent.name() not in seen:
-                    seen.add(parent.name())
-                    stack.append(parent)
-        up = [nx.single_source_shortest_path_length(graph, s.name()) for s in synsets]
-        return cls(graph, up, [s.name() for s in synsets])
+        return cls.from_edges([s.name() for s in synsets], *hypernym_closure_edges(synsets))
+
+    @classmethod
+    def from_edges(cls, class_names: Sequence[str], nodes: Sequence[str],
+                   edges: Sequence[tuple[str, str]]) -> HypernymGraph:
+        """The graph of :func:`hypernym_closure_edges`' nodes and edges (what the WordNet cache stores)."""
+        parents: dict[str, list[str]] = {node: [] for node in nodes}
+        for child, parent in edges:
+            above = parents.setdefault(child, [])
+            if parent not in above:  # an edge counts once
+                above.append(parent)
+            parents.setdefault(parent, [])
+        up = [_distances_up(parents, name) for name in class_names]
+        return cls(parents, up, list(class_names))
 
     def ancestors_by_class(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Map each ancestor to (class indices below it, their distances to it)."""
@@ -120,17 +146,78 @@ class HypernymGraph:
 
     def min_depth(self) -> dict[str, int]:
         """Shortest distance from each node up to a root (NLTK's ``min_depth``)."""
-        roots = [n for n in self.graph if self.graph.out_degree(n) == 0]
-        down = self.graph.reverse(copy=False)
-        return nx.multi_source_dijkstra_path_length(down, roots, weight=None)
+        children: dict[str, list[str]] = {node: [] for node in self.parents}
+        for child, parents in self.parents.items():
+            for parent in parents:
+                children[parent].append(child)
+        roots = [node for node, parents in self.parents.items() if not parents]
+        return _breadth_first(children, roots)
 
     def max_depth(self) -> dict[str, int]:
         """Longest distance from each node up to a root (NLTK's ``max_depth``)."""
         depth: dict[str, int] = {}
-        for node in reversed(list(nx.topological_sort(self.graph))):
-            parents = list(self.graph.successors(node))
-            depth[node] = 1 + max(depth[p] for p in parents) if parents else 0
+        for start in self.parents:
+            # Depth-first, a node's depth once all its hypernyms' are known.
+            stack, entered = [start], set()
+            while stack:
+                node = stack[-1]
+                if node in depth:
+                    stack.pop()
+                    continue
+                pending = [p for p in self.parents[node] if p not in depth]
+                if not pending:
+                    depth[node] = 1 + max(depth[p] for p in self.parents[node]) if self.parents[node] else 0
+                    stack.pop()
+                    continue
+                if node in entered:
+                    raise WordNetError(f"the hypernym graph has a cycle through {node}")
+                entered.add(node)
+                stack.extend(pending)
         return depth
+
+
+def _breadth_first(adjacency: dict[str, list[str]], sources: Sequence[str]) -> dict[str, int]:
+    """Shortest number of edges from any of ``sources`` to each node reached, in the order reached."""
+    dist = {source: 0 for source in sources}
+    queue = deque(dist)
+    while queue:
+        node = queue.popleft()
+        step = dist[node] + 1
+        for nxt in adjacency[node]:
+            if nxt not in dist:
+                dist[nxt] = step
+                queue.append(nxt)
+    return dist
+
+
+def _distances_up(parents: dict[str, list[str]], source: str) -> dict[str, int]:
+    """``d(a)`` for each ancestor ``a`` of ``source`` (itself included, at 0)."""
+    return _breadth_first(parents, [source])
+
+
+def hypernym_closure_edges(synsets: Sequence) -> tuple[list[str], list[tuple[str, str]]]:
+    """The synsets and all their (instance) hypernyms, and the edges between them.
+
+    Returns
+    -------
+    nodes : list of str
+        Synset names: the classes' first, in order, then each ancestor as it is found.
+    edges : list of (str, str)
+        ``(synset, hypernym)`` pairs, in the order they are found.
+    """
+    nodes = list(dict.fromkeys(s.name() for s in synsets))
+    seen = set(nodes)
+    edges = []
+    stack = list(synsets)
+    while stack:
+        synset = stack.pop()
+        for parent in synset.hypernyms() + synset.instance_hypernyms():
+            edges.append((synset.name(), parent.name()))
+            if parent.name() not in seen:
+                seen.add(parent.name())
+                nodes.append(parent.name())
+                stack.append(parent)
+    return nodes, edges
 
 
 def _min_plus(groups, k: int, weight: Callable[[str, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
@@ -195,7 +282,7 @@ def _path_to_subsumers(graph: HypernymGraph, groups, nodes: list[str], subsumer:
     order = np.argsort(flat, kind="stable")
     values, starts = np.unique(flat[order], return_index=True)
     for s, pairs in zip(values, np.split(order, starts[1:])):
-        above = nx.single_source_shortest_path_length(graph.graph, nodes[s])
+        above = _distances_up(graph.parents, nodes[s])
         best = np.full(k, np.inf)
         for a, d_sa in above.items():
             ix, ds = groups[a]
@@ -243,13 +330,32 @@ def wordnet_distance_matrix(synsets: Sequence, *, measure: str = "path") -> np.n
     WordNetError
         If two classes share a synset or have no common ancestor.
     """
+    _checked_names([s.name() for s in synsets], measure)
+    return _distances(HypernymGraph.build(synsets), measure)
+
+
+def closure_distance_matrix(class_names: Sequence[str], nodes: Sequence[str], edges: Sequence[tuple[str, str]],
+                            *, measure: str = "path") -> np.ndarray:
+    """:func:`wordnet_distance_matrix` from the classes' hypernym closure (:func:`hypernym_closure_edges`).
+
+    The same numbers, bit for bit, without NLTK: the WordNet cache
+    (:mod:`wpgdkit.labelmetric.wordnet_cache`) stores the closure.
+    """
+    names = _checked_names(list(class_names), measure)
+    return _distances(HypernymGraph.from_edges(names, nodes, edges), measure)
+
+
+def _checked_names(names: list[str], measure: str) -> list[str]:
     if measure not in WORDNET_MEASURES:
         raise UnknownNameError(f"unknown WordNet measure {measure!r}; choose one of: {', '.join(WORDNET_MEASURES)}")
-    names = [s.name() for s in synsets]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise WordNetError(f"classes share a synset ({', '.join(dup)}): their distance would be 0")
-    graph = HypernymGraph.build(synsets)
+    return names
+
+
+def _distances(graph: HypernymGraph, measure: str) -> np.ndarray:
+    names = graph.class_names
     out = WORDNET_MEASURES[measure](graph, len(names))
     if not np.all(np.isfinite(out)):
         i, j = map(int, np.argwhere(~np.isfinite(out))[0])

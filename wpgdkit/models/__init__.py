@@ -18,7 +18,9 @@ lists them with their size for a dataset.
 
 from __future__ import annotations
 
-from wpgdkit.models.normalize import DATASET_NORMALIZATION, Normalize, NormalizedModel, dataset_normalization
+import importlib
+from typing import Any
+
 from wpgdkit.models.registry import (
     ModelSpec,
     count_parameters,
@@ -29,11 +31,19 @@ from wpgdkit.models.registry import (
     register_model,
 )
 
-# Importing the modules registers their builders, in this order.
-from wpgdkit.models import simple as _simple  # noqa: E402,F401  isort: skip
-from wpgdkit.models import wide_resnet as _wide_resnet  # noqa: E402,F401  isort: skip
-from wpgdkit.models.wide_resnet import WideResNet, parse_wrn_name  # noqa: E402
+# Registers the built-in models, in order, without importing torch: their networks'
+# modules (simple, wide_resnet) are imported when a model is first built.
+from wpgdkit.models.builtin import parse_wrn_name  # noqa: E402  isort: skip
 from wpgdkit.models.describe import describe_models, model_parameter_count  # noqa: E402
+
+# The names that need torch, loaded on first use (PEP 562).
+_LAZY = {
+    "DATASET_NORMALIZATION": "wpgdkit.models.normalize",
+    "Normalize": "wpgdkit.models.normalize",
+    "NormalizedModel": "wpgdkit.models.normalize",
+    "dataset_normalization": "wpgdkit.models.normalize",
+    "WideResNet": "wpgdkit.models.wide_resnet",
+}
 
 __all__ = [
     "DATASET_NORMALIZATION",
@@ -52,3 +62,15 @@ __all__ = [
     "parse_wrn_name",
     "register_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

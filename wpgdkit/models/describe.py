@@ -10,13 +10,17 @@ from wpgdkit.models.registry import count_parameters, create_model, get_model_sp
 __all__ = ["describe_models", "model_parameter_count"]
 
 
-def describe_models(dataset: str) -> list[dict[str, Any]]:
+def describe_models(dataset: str, *, parameters: bool = True) -> list[dict[str, Any]]:
     """One record per registered model, with its parameter count for ``dataset``.
 
     Parameters
     ----------
     dataset : str
         A registered dataset; its class count and input shape size the models.
+    parameters : bool, keyword-only, default=True
+        Count each model's parameters (builds every network on torch's meta
+        device, so it imports torch). False leaves ``parameters`` and
+        ``note`` out of the records and imports no torch.
 
     Returns
     -------
@@ -37,15 +41,16 @@ def describe_models(dataset: str) -> list[dict[str, Any]]:
     rows = []
     for name in list_models():
         model_spec = get_model_spec(name)
-        parameters, note = model_parameter_count(name, num_classes=spec.num_classes, input_shape=spec.input_shape)
-        rows.append({
+        row = {
             "name": name,
             "description": model_spec.description,
             "supported_inputs": model_spec.supported_inputs,
             "input_shapes": None if model_spec.input_shapes is None else [list(s) for s in model_spec.input_shapes],
-            "parameters": parameters,
-            "note": note,
-        })
+        }
+        if parameters:
+            row["parameters"], row["note"] = model_parameter_count(name, num_classes=spec.num_classes,
+                                                                   input_shape=spec.input_shape)
+        rows.append(row)
     return rows
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, TypeVar
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.models.normalize import Normalize, NormalizedModel
 from wpgdkit.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from wpgdkit.models.normalize import Normalize, NormalizedModel
 
 __all__ = [
     "ModelSpec",
@@ -31,7 +33,7 @@ __all__ = [
 
 _REGISTRY: Registry[ModelSpec] = Registry("model", entry_point_group="wpgdkit.models")
 
-Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+Builder = TypeVar("Builder", bound="Callable[..., nn.Module]")  # a string: listing models imports no torch
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def create_model(
         raise WpgdkitError(
             f"model {name!r} supports inputs of shape {spec.supported_inputs}; got {format_shape(shape)}"
         )
+    from wpgdkit.models.normalize import NormalizedModel
+
     normalize = _normalize_layer(shape, mean, std)
     net = spec.builder(num_classes=int(num_classes), input_shape=shape)
     return NormalizedModel(normalize, net, model_name=name)
@@ -196,6 +200,8 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def _normalize_layer(shape: tuple[int, ...], mean: Sequence[float] | None, std: Sequence[float] | None) -> Normalize:
+    from wpgdkit.models.normalize import Normalize
+
     channels = shape[0]
     if (mean is None) != (std is None):
         raise WpgdkitError("give both mean and std for the normalisation, or neither")

@@ -14,28 +14,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.models.registry import format_shape, register_model
+
+# The sizes the registry's descriptions quote (registered without torch in wpgdkit.models.builtin).
+from wpgdkit.models.builtin import CONV1D_KERNELS, CONV1D_MIN_LENGTH, MLP_HIDDEN, SMALL_CNN_MIN_SIZE
+from wpgdkit.models.registry import format_shape
 
 __all__ = ["Conv1dNet", "SmallCNN", "build_conv1d", "build_linear", "build_mlp", "build_small_cnn"]
 
-MLP_HIDDEN = 256
-SMALL_CNN_MIN_SIZE = 8  # two 2×2 max-pools leave at least 2×2 to average-pool
-
-#: Kernel lengths of the three blocks of the FCN of Wang, Yan & Oates (2017).
-CONV1D_KERNELS: tuple[int, int, int] = (8, 5, 3)
 #: Channels of the three blocks: the FCN's 128/256/128 halved, for CPU training (see :class:`Conv1dNet`).
 CONV1D_WIDTHS: tuple[int, int, int] = (64, 128, 64)
-#: Shortest series ``conv1d`` takes: the first kernel must fit inside the series at least once.
-CONV1D_MIN_LENGTH = CONV1D_KERNELS[0]
 
 
-@register_model("linear", description="Flatten + one linear layer (logistic regression).")
 def build_linear(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """``(N, *input_shape)`` -> ``(N, K)`` by one ``Linear(prod(input_shape), K)``."""
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
-@register_model("mlp", description=f"MLP, two hidden ReLU layers of {MLP_HIDDEN}.")
 def build_mlp(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """``(N, *input_shape)`` -> ``(N, K)``: Linear(d, 256)-ReLU-Linear(256, 256)-ReLU-Linear(256, K).
 
@@ -92,11 +86,6 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model(
-    "small-cnn",
-    description="Two conv layers + MLP head; fast on a CPU.",
-    input_note=f"C×H×W images, H, W ≥ {SMALL_CNN_MIN_SIZE}",
-)
 def build_small_cnn(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """A :class:`SmallCNN` for ``(C, H, W)`` inputs with ``H, W >= 8``.
 
@@ -200,11 +189,6 @@ class Conv1dNet(nn.Module):
         return self.classifier(self.features(x).mean(dim=2))
 
 
-@register_model(
-    "conv1d",
-    description="1-D CNN for series (FCN of Wang et al. 2017, half width).",
-    input_note=f"C×T series, T ≥ {CONV1D_MIN_LENGTH}",
-)
 def build_conv1d(*, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """A :class:`Conv1dNet` for ``(C, T)`` series with ``T >= 8``.
 

@@ -19,44 +19,16 @@ papers run WRNs on Tiny-ImageNet, at four times the compute per image.
 
 from __future__ import annotations
 
-import functools
-import re
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.models.registry import register_model
+
+# The names, input shapes and name parser: registered without torch in wpgdkit.models.builtin.
+from wpgdkit.models.builtin import WRN_INPUT_SHAPES, WRN_NAMES, parse_wrn_name
 
 __all__ = ["WRN_INPUT_SHAPES", "WRN_NAMES", "BasicBlock", "WideResNet", "build_wide_resnet", "parse_wrn_name"]
-
-#: The registered Wide ResNets (the paper's W-16-10, W-28-10, W-40-10).
-WRN_NAMES: tuple[str, ...] = ("wrn-16-10", "wrn-28-10", "wrn-40-10")
-#: Input shapes they support: CIFAR and Tiny-ImageNet images.
-WRN_INPUT_SHAPES: tuple[tuple[int, ...], ...] = ((3, 32, 32), (3, 64, 64))
-
-_WRN_NAME = re.compile(r"wrn-(\d+)-(\d+)")
-
-
-def parse_wrn_name(name: str) -> tuple[int, int]:
-    """``"wrn-28-10"`` -> ``(28, 10)``: depth and widening factor.
-
-    Raises
-    ------
-    WpgdkitError
-        If the name is not ``wrn-{depth}-{width}`` with ``depth = 6n + 4``,
-        ``n >= 1``, and ``width >= 1``.
-    """
-    match = _WRN_NAME.fullmatch(name)
-    if match is None:
-        raise WpgdkitError(f"{name!r} is not a Wide ResNet name of the form wrn-DEPTH-WIDTH (e.g. wrn-28-10)")
-    depth, width = int(match[1]), int(match[2])
-    if depth < 10 or (depth - 4) % 6:
-        raise WpgdkitError(f"{name!r}: a Wide ResNet's depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 34, 40, ...)")
-    if width < 1:
-        raise WpgdkitError(f"{name!r}: the widening factor must be at least 1")
-    return depth, width
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -187,13 +159,3 @@ def build_wide_resnet(name: str, *, num_classes: int, input_shape: tuple[int, ..
         supported = " or ".join("×".join(map(str, s)) for s in WRN_INPUT_SHAPES)
         raise WpgdkitError(f"model {name!r} supports inputs of shape {supported}; got {'×'.join(map(str, input_shape))}")
     return WideResNet(depth, width, num_classes=num_classes, in_channels=input_shape[0])
-
-
-for _name in WRN_NAMES:
-    _depth, _width = parse_wrn_name(_name)
-    register_model(
-        _name,
-        description=f"Wide ResNet {_depth}-{_width} (Zagoruyko & Komodakis 2016), dropout 0.",
-        input_shapes=WRN_INPUT_SHAPES,
-    )(functools.partial(build_wide_resnet, _name))
-del _name, _depth, _width

@@ -325,14 +325,19 @@ def batch_generator(
 
 
 def augment_batch(x: torch.Tensor, *, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop (zero padding ``padding``) and horizontal flip of a batch (N, C, H, W)."""
-    n, _, h, w = x.shape
+    """Random crop (zero padding ``padding``) and horizontal flip of a batch (N, C, H, W).
+
+    The offsets (N, 2), then the flips (N,), are drawn from ``generator`` on
+    its own device; the crops are two gathers for the whole batch (copies of
+    values, no arithmetic), so the result is the per-image loop's bit for bit
+    without a kernel per image on a GPU.
+    """
+    n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
-    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty_like(x)
-    for i in range(n):
-        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
-        crop = padded[i, :, dy : dy + h, dx : dx + w]
-        out[i] = crop.flip(-1) if flips[i] else crop
-    return out
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, device=generator.device).to(x.device)
+    flips = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device)
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)                   # (N, H): the crop's rows
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)                   # (N, W): its columns ...
+    cols = torch.where(flips[:, None], cols.flip(1), cols)                     # ... right to left where flipped
+    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
+    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))

@@ -33,13 +33,13 @@ class DistributedContext:
         return self.rank == 0
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        if self.world_size == 1:
+        if not self.initialised:
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.world_size == 1:
+        if not self.initialised:
             return tensor
         tensor = tensor.to(self.device if self.device.type == "cuda" else "cpu")
         dist.all_reduce(tensor)
@@ -51,12 +51,19 @@ class DistributedContext:
 
 
 def setup_distributed(device: str) -> DistributedContext:
-    """Read torchrun's environment (if any) and start the process group."""
+    """Read torchrun's environment (if any) and start the process group.
+
+    Under torchrun the group is started even for one process
+    (``--nproc_per_node 1``): the run then goes through
+    DistributedDataParallel and its all-reduces (NCCL on a GPU) exactly as a
+    larger one does, with the weights of a plain run (the mean of one
+    gradient is that gradient).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device, local_rank)
-    if world == 1:
+    if world == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # torchrun sets it; a plain process has no group
         return DistributedContext(0, 1, resolved)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)

@@ -38,13 +38,21 @@ from wpgdkit.jsonutil import dumps_json
 from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
 
-__all__ = ["METHODS", "SCHEDULES", "CO_GUARDS", "CatastrophicOverfittingWarning", "TrainConfig", "TrainResult", "train",
-           "log_path_for", "run_settings"]
+__all__ = ["METHODS", "SCHEDULES", "CO_GUARDS", "MEMORY_FORMATS", "CatastrophicOverfittingWarning", "TrainConfig",
+           "TrainResult", "train", "log_path_for", "run_settings"]
 
 #: The fast methods' step, in units of ε: Wong et al.'s α = 1.25·ε (larger steps overfit catastrophically sooner).
 FAST_STEP_FACTOR = 1.25
 #: What the catastrophic-overfitting guard does on a collapse: stop the run, warn and go on, or nothing.
 CO_GUARDS = ("stop", "warn", "off")
+#: The layouts a run may train in (see :class:`TrainConfig`), as the audit's ``--memory-format``.
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+#: Steps between two reads of the running loss and accuracy from the device (over torchrun: between two
+#: all-reduces of them). The divergence check reads them too: a non-finite loss stops the run at the next read,
+#: naming the step where it first appeared; the steps in between never reach a checkpoint.
+SYNC_EVERY = 32
+#: With a progress display on one process, they are also read once this many seconds passed since the last read.
+_PROGRESS_READ_S = 0.5
 #: The guard's collapse rule (see :class:`TrainConfig`): the best robust validation accuracy so far must have
 #: reached CO_MIN_BEST, and the epoch's must fall below CO_FRACTION of it.
 CO_MIN_BEST = 0.20
@@ -126,6 +134,15 @@ class TrainConfig:
     device : {"auto", "cpu", "cuda"}
     amp : bool
         bfloat16 autocast on CUDA.
+    memory_format : {"auto", "contiguous", "channels_last"}
+        The layout of the network's weights and inputs, chosen once before the
+        first step. ``channels_last`` (NHWC) suits convolutions on tensor
+        cores and applies to image inputs (C, H, W) only. ``auto`` measures
+        both on CUDA (:func:`wpgdkit.models.layout.preferred_memory_format`
+        with ``train=True``) and keeps the default (contiguous) layout on a CPU
+        and in a ``deterministic`` run, so that a seeded run there gives the
+        same weights bit for bit. Checkpoints do not depend on it: their
+        tensors are saved contiguous, and it is not part of the fingerprint.
     workers : int
         DataLoader workers for file-backed datasets.
     seed : int
@@ -159,6 +176,7 @@ class TrainConfig:
     force: bool = False
     device: str = "auto"
     amp: bool = True
+    memory_format: str = "auto"
     workers: int = 0
     seed: int = 0
     deterministic: bool = False
@@ -250,6 +268,9 @@ def _validate(config: TrainConfig) -> None:
         raise UnknownNameError(f"unknown schedule {config.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     if config.device not in DEVICE_NAMES:
         raise UnknownNameError(f"unknown device {config.device!r}; choose one of: {', '.join(DEVICE_NAMES)}")
+    if config.memory_format not in MEMORY_FORMATS:
+        raise UnknownNameError(f"unknown memory_format {config.memory_format!r}; choose one of: "
+                               f"{', '.join(MEMORY_FORMATS)}")
     for name, valid in _RANGES.items():
         check_number(name, getattr(config, name), valid)
     check_seed("seed", config.seed)
@@ -326,6 +347,9 @@ def run_settings(config: TrainConfig, *, metric=None) -> RunSettings:
     shape = tuple(dataset_spec(config.data).input_shape)
     threat = config.threat(data.input_range)
     threat.check_inputs(shape)
+    if config.memory_format == "channels_last" and len(shape) != 3:
+        raise WpgdkitError(f"memory_format must be auto or contiguous for inputs of shape {'×'.join(map(str, shape))}: "
+                           "channels_last applies to images (C×H×W)")
     if metric is not None and config.method in METRIC_METHODS:
         from wpgdkit.losses import check_powered_cost
 
@@ -471,6 +495,11 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     model = _build_network(config, settings)
     class_weights = _class_weights(config, data, ctx.device)
     model.to(ctx.device)
+    layout = _memory_format(config, ctx, data, model)
+    if layout != torch.contiguous_format:
+        from wpgdkit.models.layout import apply_memory_format
+
+        apply_memory_format(model, layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=config.momentum > 0)
     if ctx.world_size > 1 and config.batch_size % ctx.world_size:
@@ -502,12 +531,12 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
     for epoch in range(start_epoch, config.epochs):
         try:
             record = _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress,
-                                  class_weights)
+                                  class_weights, layout=layout)
             _check_weights(model, epoch)
         except DivergenceError as exc:
             kept = (f"{out} keeps epoch {history[-1]['epoch']}, the last finite one" if history else "nothing was saved")
             raise DivergenceError(f"{exc}; {kept} (try a lower lr, or check eps and the metric)") from None
-        record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch))
+        record.update(_evaluate(config, ctx, data, forward_model, evaluation, epoch, layout=layout))
         if guard is not None and _collapsed(ctx, guard, record):
             record["collapse"] = guard.describe(config.co_guard, kept_epoch=epoch)
             if ctx.is_main:
@@ -522,18 +551,80 @@ def _run(config: TrainConfig, ctx, out: Path, progress: Any | None,
                 return TrainResult(out, history, collapse=record)
         history.append(record)
         if ctx.is_main:
-            Checkpoint(settings=settings, epoch=epoch + 1, state_dict=model.state_dict(), history=history,
-                       metric=metric, optimizer_state=optimizer.state_dict(),
-                       scheduler_state=scheduler.state_dict(), eval_steps=config.eval_steps, amp=config.amp,
-                       deterministic=config.deterministic, parameters=count_parameters(model),
-                       tool_version=__version__).save(out)
-            with open(log_path_for(out), "a", encoding="utf-8") as log:
-                log.write(dumps_json(record, indent=None))
+            # Tensors saved contiguous: the checkpoint is the same whatever layout the run trained in.
+            _save_epoch(out, record, lambda: Checkpoint(
+                settings=settings, epoch=epoch + 1, state_dict=contiguous_tensors(model.state_dict()),
+                history=history, metric=metric, optimizer_state=contiguous_tensors(optimizer.state_dict()),
+                scheduler_state=scheduler.state_dict(), eval_steps=config.eval_steps, amp=config.amp,
+                deterministic=config.deterministic, parameters=count_parameters(model), tool_version=__version__))
         if progress is not None:
             progress.end_epoch(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
     return TrainResult(out, history)
+
+
+def _save_epoch(out: Path, record: dict[str, Any], checkpoint: Callable[[], Checkpoint]) -> None:
+    """Write an epoch's checkpoint (atomically), then its log line: all that an epoch writes.
+
+    ``checkpoint`` builds the record to save (the train-loop benchmark
+    replaces this function to time an epoch that writes nothing).
+    """
+    checkpoint().save(out)
+    with open(log_path_for(out), "a", encoding="utf-8") as log:
+        log.write(dumps_json(record, indent=None))
+
+
+def contiguous_tensors(value: Any) -> Any:
+    """``value`` with every tensor in it (in dicts, lists and tuples) in the default contiguous layout.
+
+    A state dict of a channels_last network saved as it is keeps NHWC strides
+    on disk; through this, a checkpoint holds the same bytes whatever layout
+    the run trained in, and loads alike into a network of either layout.
+    Tensors already contiguous are passed through, not copied.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.contiguous()
+    if isinstance(value, dict):
+        return {key: contiguous_tensors(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(contiguous_tensors(item) for item in value)
+    return value
+
+
+def _memory_format(config: TrainConfig, ctx, data, model: torch.nn.Module) -> torch.memory_format:
+    """The layout the run trains in (see :class:`TrainConfig`): as asked, or measured once for ``auto`` on CUDA.
+
+    ``auto`` keeps the default layout on a CPU and in a deterministic run: the
+    two layouts' kernels round differently, and a measured choice could differ
+    between two runs (or a run and its resumption) of the same seed.
+    """
+    if config.memory_format == "channels_last":
+        return torch.channels_last
+    if config.memory_format == "contiguous" or ctx.device.type != "cuda" or config.deterministic:
+        return torch.contiguous_format
+    if len(data.input_shape) != 3 or len(data.train) == 0:
+        return torch.contiguous_format
+    channels_last = False
+    if ctx.is_main:
+        from wpgdkit.models.layout import preferred_memory_format
+
+        _, example, _ = next(batch_generator(data.train, batch_size=config.batch_size, seed=config.seed, epoch=0,
+                                             shuffle=False))
+        # A training step in each layout, at the run's precision; the model's values, modes and the random state
+        # are left as they were.
+        timed = _Autocast(model, ctx.device.type) if config.amp else model
+        channels_last = preferred_memory_format(timed, example.to(ctx.device), train=True) == torch.channels_last
+    # Rank 0 decides for all: DistributedDataParallel needs the same layout on every rank.
+    votes = ctx.all_reduce_sum(torch.tensor([1.0 if channels_last else 0.0], dtype=torch.float64))
+    return torch.channels_last if votes[0].item() > 0 else torch.contiguous_format
+
+
+def _to_layout(x: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
+    """A batch of images in the run's layout (a no-op for the default one)."""
+    if layout == torch.contiguous_format or x.dim() != 4:
+        return x
+    return x.contiguous(memory_format=layout)
 
 
 @dataclass
@@ -592,9 +683,13 @@ def _collapse_message(config: TrainConfig, out: Path, record: dict[str, Any]) ->
 
 
 def _check_weights(model: torch.nn.Module, epoch: int) -> None:
-    """A finite loss can still step to infinite weights: never save those."""
-    for key, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    """A finite loss can still step to infinite weights: never save those (one read from the device for all)."""
+    tensors = [(key, tensor) for key, tensor in model.state_dict().items() if tensor.is_floating_point()]
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in tensors]).tolist()
+    for (key, _), ok in zip(tensors, finite):
+        if not ok:
             raise DivergenceError(f"the weights became non-finite ({key}) in epoch {epoch + 1}")
 
 
@@ -653,17 +748,22 @@ def _class_weights(config: TrainConfig, data, device: torch.device) -> torch.Ten
     return weights.to(device) if weights is not None else None
 
 
-def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress, class_weights=None):
+def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch, progress, class_weights=None, *,
+                 layout=torch.contiguous_format):
     n_batches = len(range(0, len(data.train), config.batch_size))
     if progress is not None:
         progress.start_epoch(epoch, n_batches)
-    totals = {"loss": 0.0, "correct": 0, "seen": 0}
     start = time.perf_counter()
+    stats = _EpochStats(ctx, epoch, n_batches, progress, start)
+    pin = ctx.device.type == "cuda"  # pinned batches copy while the GPU works (from pageable memory the copy waits)
     for index, x, y in batch_generator(data.train, batch_size=config.batch_size, seed=config.seed, epoch=epoch,
                                        rank=ctx.rank, world_size=ctx.world_size, workers=config.workers):
+        if pin:
+            x, y = x.pin_memory(), y.pin_memory()
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if data.augment:
             x = augment_batch(x, generator=torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 0)))
+        x = _to_layout(x, layout)
         if attack is not None:
             generator = torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 1) + ctx.rank)
             x = attack(x, y, generator=generator)
@@ -671,24 +771,14 @@ def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch
         logits = trained(x)
         # Weighted: a weighted mean over the batch (normalised by the weights of its labels), as F.cross_entropy defines it.
         loss = F.cross_entropy(logits, y, weight=class_weights)
-        # Summed over the ranks before the step: a diverged rank stops them all, at the same step.
-        stats = ctx.all_reduce_sum(torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                                                dtype=torch.float64))
-        if not math.isfinite(stats[0].item()):
-            raise DivergenceError(f"the training loss became {stats[0].item()} at epoch {epoch + 1}, step "
-                                  f"{index + 1} of {n_batches}")
+        stats.add(index, loss, logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        totals["loss"] += stats[0].item()
-        totals["correct"] += int(stats[1].item())
-        totals["seen"] += int(stats[2].item())
-        if progress is not None:
-            elapsed = time.perf_counter() - start
-            progress.advance({"loss": totals["loss"] / totals["seen"], "acc": totals["correct"] / totals["seen"],
-                              "images_per_s": totals["seen"] / max(elapsed, 1e-9)})
+    stats.read()
     elapsed = time.perf_counter() - start
+    totals = stats.totals
     seen = max(totals["seen"], 1)
     return {
         "epoch": epoch + 1, "train_loss": totals["loss"] / seen,
@@ -697,26 +787,80 @@ def _train_epoch(config, ctx, data, trained, optimizer, scheduler, attack, epoch
     }
 
 
-def _evaluate(config, ctx, data, model, evaluation, epoch) -> dict[str, Any]:
-    """Clean and PGD (cross-entropy) accuracy on the validation split."""
+class _EpochStats:
+    """An epoch's summed loss, correct predictions and count: kept on the device, read every :data:`SYNC_EVERY` steps.
+
+    Reading a value from a GPU waits for all the work queued before it; doing
+    so at every step (the loss for the display and the divergence check)
+    would stall the queue once per batch. The values of the steps since the
+    last read are summed over the ranks in one all-reduce (every rank reads
+    at the same steps), then added up in step order, in float64 as before,
+    so the epoch's record is the same as read step by step. A non-finite
+    loss raises :class:`DivergenceError` naming its step; the later steps of
+    the block changed only weights that are never saved.
+    """
+
+    def __init__(self, ctx, epoch: int, n_batches: int, progress: Any | None, start: float) -> None:
+        self.ctx, self.epoch, self.n_batches, self.progress, self.start = ctx, epoch, n_batches, progress, start
+        self.totals: dict[str, Any] = {"loss": 0.0, "correct": 0, "seen": 0}
+        self.pending: list[tuple[int, torch.Tensor, int]] = []  # (batch index, [loss·n, correct] on the device, n)
+        self.last_read = start
+
+    def add(self, index: int, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.no_grad():
+            values = torch.stack((loss.detach().to(torch.float64) * len(y),
+                                  (logits.argmax(1) == y).sum().to(torch.float64)))
+        self.pending.append((index, values, len(y)))
+        # The display reads on time as well, on one process only: the ranks must all-reduce at the same steps.
+        if len(self.pending) >= SYNC_EVERY or (self.progress is not None and self.ctx.world_size == 1
+                                               and time.perf_counter() - self.last_read >= _PROGRESS_READ_S):
+            self.read()
+
+    def read(self) -> None:
+        if not self.pending:
+            return
+        values = torch.stack([v for _, v, _ in self.pending])
+        sizes = torch.tensor([[float(n)] for _, _, n in self.pending], dtype=torch.float64).to(values.device)
+        block = self.ctx.all_reduce_sum(torch.cat((values, sizes), dim=1)).tolist()
+        indices = [index for index, _, _ in self.pending]
+        self.pending.clear()
+        totals = self.totals
+        for index, (loss_sum, correct, seen) in zip(indices, block):
+            if not math.isfinite(loss_sum):
+                raise DivergenceError(f"the training loss became {loss_sum} at epoch {self.epoch + 1}, step "
+                                      f"{index + 1} of {self.n_batches}")
+            totals["loss"] += loss_sum
+            totals["correct"] += int(correct)
+            totals["seen"] += int(seen)
+            if self.progress is not None:
+                elapsed = time.perf_counter() - self.start
+                self.progress.advance({"loss": totals["loss"] / totals["seen"], "acc": totals["correct"] / totals["seen"],
+                                       "images_per_s": totals["seen"] / max(elapsed, 1e-9)})
+        self.last_read = time.perf_counter()
+
+
+def _evaluate(config, ctx, data, model, evaluation, epoch, *, layout=torch.contiguous_format) -> dict[str, Any]:
+    """Clean and PGD (cross-entropy) accuracy on the validation split (counted on the device, read once)."""
     if len(data.val) == 0:
         return {}
-    correct = robust = seen = 0
+    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    robust = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    seen = 0
     model.eval()
     for index, x, y in batch_generator(data.val, batch_size=config.batch_size, seed=config.seed, epoch=epoch,
                                        shuffle=False, workers=config.workers):
-        x, y = x.to(ctx.device), y.to(ctx.device)
+        x, y = _to_layout(x.to(ctx.device), layout), y.to(ctx.device)
         with torch.no_grad():
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += (model(x).argmax(1) == y).sum()
         if evaluation is not None:
             generator = torch.Generator(device=x.device).manual_seed(batch_seed(config.seed, epoch, index, 2))
             x_adv = evaluation(x, y, generator=generator)
             with torch.no_grad():
-                robust += int((model(x_adv).argmax(1) == y).sum())
+                robust += (model(x_adv).argmax(1) == y).sum()
         seen += len(y)
-    out = {"val_accuracy": correct / seen}
+    out = {"val_accuracy": int(correct) / seen}
     if evaluation is not None:
-        out["val_robust_accuracy"] = robust / seen
+        out["val_robust_accuracy"] = int(robust) / seen
     return out
 
 
