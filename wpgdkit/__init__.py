@@ -18,8 +18,9 @@ command line (``wpgdkit``) on top. The public API, imported lazily so that
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from wpgdkit.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -53,13 +54,4 @@ _LAZY = {
 __all__ = ["WpgdkitError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'wpgdkit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -7,10 +7,11 @@ The measures are plain functions on tensors (:mod:`wpgdkit.audit.scores`);
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from wpgdkit.lazy import lazy_attributes
 
 from wpgdkit.audit.names import SCORE_NORMALIZATIONS
 
@@ -58,16 +59,7 @@ class _CallableModule(types.ModuleType):
         return audit(*args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 sys.modules[__name__].__class__ = _CallableModule

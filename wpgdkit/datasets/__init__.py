@@ -19,8 +19,9 @@ finds either by name afterwards.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from wpgdkit.lazy import lazy_attributes
 
 from wpgdkit.datasets.catalog import register_builtin_datasets
 from wpgdkit.datasets.files import (
@@ -75,13 +76,4 @@ __all__ = [
 register_builtin_datasets()
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

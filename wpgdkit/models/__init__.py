@@ -18,8 +18,9 @@ lists them with their size for a dataset.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from wpgdkit.lazy import lazy_attributes
 
 from wpgdkit.models.registry import (
     ModelSpec,
@@ -64,13 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
