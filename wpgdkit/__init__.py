@@ -18,7 +18,6 @@ command line (``wpgdkit``) on top. The public API, imported lazily so that
 
 from __future__ import annotations
 
-from typing import Any
 
 from wpgdkit.lazy import lazy_attributes
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
 
 from wpgdkit.lazy import lazy_attributes
 

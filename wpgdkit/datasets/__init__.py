@@ -19,7 +19,6 @@ finds either by name afterwards.
 
 from __future__ import annotations
 
-from typing import Any
 
 from wpgdkit.lazy import lazy_attributes
 

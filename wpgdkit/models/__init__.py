@@ -18,7 +18,6 @@ lists them with their size for a dataset.
 
 from __future__ import annotations
 
-from typing import Any
 
 from wpgdkit.lazy import lazy_attributes
 
