@@ -21,7 +21,41 @@ from wpgdkit.errors import DataNotFoundError, WpgdkitError
 __all__ = ["FolderImageDataset", "ImageFileDataset"]
 
 
-class ImageFileDataset(Dataset):
+class _DecodedImages(Dataset):
+    """Image files with int64 labels, decoded on access by the subclass's ``_decode`` (uint8 ``item_shape``)."""
+
+    paths: list[Path]
+    labels: torch.Tensor
+
+    @staticmethod
+    def _check_labels(paths: list[Path], labels: torch.Tensor) -> None:
+        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
+            raise ValueError(f"labels must be int64 of shape ({len(paths)},), got {labels.dtype} {tuple(labels.shape)}")
+
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def _decode(self, path: Path) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self._decode(self.paths[index]).to(torch.float32).div_(255.0), int(self.labels[index])
+
+    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(x, y)``: float32 (M, *item_shape) in [0, 1] and int64 (M,), decoding only those files."""
+        chosen = range(len(self.paths)) if indices is None else indices.tolist()
+        images = torch.empty((len(chosen), *self.item_shape), dtype=torch.uint8)
+        for row, i in enumerate(chosen):
+            images[row] = self._decode(self.paths[i])
+        labels = self.labels.clone() if indices is None else self.labels[indices]
+        return images.to(torch.float32).div_(255.0), labels
+
+
+class ImageFileDataset(_DecodedImages):
     """Image files with labels, decoded on access.
 
     Parameters
@@ -38,26 +72,14 @@ class ImageFileDataset(Dataset):
     """
 
     def __init__(self, paths: list[Path], labels: torch.Tensor, *, size: int = IMAGE_SIZE) -> None:
-        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
-            raise ValueError(f"labels must be int64 of shape ({len(paths)},), got {labels.dtype} {tuple(labels.shape)}")
+        self._check_labels(paths, labels)
         self.paths = list(paths)
         self.labels = labels
         self.size = size
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self._decode(self.paths[index]).to(torch.float32).div_(255.0), int(self.labels[index])
-
-    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y)``: float32 (M, 3, size, size) in [0, 1] and int64 (M,), decoding only those files."""
-        chosen = range(len(self.paths)) if indices is None else indices.tolist()
-        images = torch.empty((len(chosen), 3, self.size, self.size), dtype=torch.uint8)
-        for row, i in enumerate(chosen):
-            images[row] = self._decode(self.paths[i])
-        labels = self.labels.clone() if indices is None else self.labels[indices]
-        return images.to(torch.float32).div_(255.0), labels
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        return (3, self.size, self.size)
 
     def _decode(self, path: Path) -> torch.Tensor:
         """Decode one file to uint8 (3, size, size)."""
@@ -77,7 +99,7 @@ class ImageFileDataset(Dataset):
 
 
 
-class FolderImageDataset(Dataset):
+class FolderImageDataset(_DecodedImages):
     """Images of an image folder, decoded (and resized) on access.
 
     Parameters
@@ -96,8 +118,7 @@ class FolderImageDataset(Dataset):
     """
 
     def __init__(self, paths: list[Path], labels: torch.Tensor, *, mode: str, size: tuple[int, int], resize: bool) -> None:
-        if labels.dtype != torch.int64 or labels.shape != (len(paths),):
-            raise ValueError(f"labels must be int64 of shape ({len(paths)},), got {labels.dtype} {tuple(labels.shape)}")
+        self._check_labels(paths, labels)
         if mode not in ("L", "RGB"):
             raise ValueError(f"mode must be L or RGB, got {mode!r}")
         self.paths, self.labels, self.mode, self.size, self.resize = list(paths), labels, mode, tuple(size), resize
@@ -106,20 +127,9 @@ class FolderImageDataset(Dataset):
     def channels(self) -> int:
         return 1 if self.mode == "L" else 3
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self._decode(self.paths[index]).to(torch.float32).div_(255.0), int(self.labels[index])
-
-    def take(self, indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y)``: float32 (M, C, H, W) in [0, 1] and int64 (M,), decoding only those files."""
-        chosen = range(len(self.paths)) if indices is None else indices.tolist()
-        images = torch.empty((len(chosen), self.channels, *self.size), dtype=torch.uint8)
-        for row, i in enumerate(chosen):
-            images[row] = self._decode(self.paths[i])
-        labels = self.labels.clone() if indices is None else self.labels[indices]
-        return images.to(torch.float32).div_(255.0), labels
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.size)
 
     def _decode(self, path: Path) -> torch.Tensor:
         """One file as uint8 (C, H, W)."""
