@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,10 @@ def test_the_full_run_covers_every_help_and_the_metric_commands(tmp_path):
     # Every path lies in the given folder: the run leaves nothing behind.
     paths = [a for args in commands for a in args if "/" in a]
     assert paths and all(a.startswith(str(tmp_path)) for a in paths)
+
+
+def test_the_timed_loop_is_the_readmes(tmp_path):
+    from wpgdkit.bench.startup import README_LOOP
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert README_LOOP.format(wpgdkit="wpgdkit") in readme

@@ -479,6 +479,8 @@ def run_case(c: C, fx: Path, shared: dict, monkeypatch) -> None:
     args = [resolve(a, fx, work) for a in c.args]
     for key, value in c.env.items():
         monkeypatch.setenv(key, resolve(value, fx, work))
+    if "wordnet" in c.args:
+        _prepare_wordnet_copy()
     roots = [*shared.values(), fx]
     before = ci.snapshot(*roots)
     result = invoke(args)
@@ -486,6 +488,19 @@ def run_case(c: C, fx: Path, shared: dict, monkeypatch) -> None:
     problems = contract_violations(result, before, after, fx)
     if problems:
         pytest.fail("; ".join(problems) + " | " + describe(result), pytrace=False)
+
+
+def _prepare_wordnet_copy() -> None:
+    """The cache's NLTK copy of Debian's WordNet, as the first WordNet command on a machine leaves it.
+
+    Opening Debian's database prepares that copy (wpgdkit.wordnet.prepare_nltk_data: a cache, rebuilt at
+    will), whether the command then succeeds or not; made here, before the snapshot, so that a case checks
+    what its bad input writes, and does not depend on whether an earlier test left a reader open in this process.
+    """
+    from wpgdkit.wordnet import DEBIAN_WORDNET_DIR, prepare_nltk_data
+
+    if (DEBIAN_WORDNET_DIR / "data.noun").is_file():
+        prepare_nltk_data(DEBIAN_WORDNET_DIR)
 
 
 @pytest.mark.parametrize("c", CASES)

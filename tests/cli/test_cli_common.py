@@ -88,7 +88,7 @@ def test_a_broken_pipe_on_standard_output_is_a_quiet_exit(monkeypatch):
     def broken(*args, **kwargs):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr("wpgdkit.cli.write_json", broken)
+    monkeypatch.setattr("wpgdkit.cli._common.write_json", broken)
     result = CliRunner().invoke(app, ["datasets", "--json", "-"])
     assert result.exit_code == _common.EXIT_BROKEN_PIPE == 1  # Click's convention: quiet, exit 1
     assert result.stderr == ""
@@ -102,7 +102,7 @@ def test_another_os_error_keeps_its_traceback(monkeypatch):
     def other(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("wpgdkit.cli.write_json", other)
+    monkeypatch.setattr("wpgdkit.cli._common.write_json", other)
     result = CliRunner().invoke(app, ["datasets", "--json", "-"])
     assert isinstance(result.exception, PermissionError)  # a bug, not bad input: not hidden
 

@@ -2,14 +2,12 @@
 
 Bad input (a usage error, a :class:`~wpgdkit.errors.WpgdkitError`) ends as
 one line on stderr and exit code 2 (:class:`OneLineErrorGroup`, :func:`fail`).
-No Rich here: ``wpgdkit --version`` imports this module and typer only.
+No Rich here: a command's errors need only typer.
 :mod:`wpgdkit.cli._common` re-exports every name.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 import sys
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from wpgdkit.cli._stdout import EXIT_BROKEN_PIPE, stdout_failed
 from wpgdkit.atomic import output_file_problem, output_folder_problem, terminate_as_interrupt
 from wpgdkit.errors import WpgdkitError
 
@@ -25,13 +24,6 @@ __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "EXIT_USAGE", "OneLineErrorGr
 
 EXIT_USAGE = 2  # bad input, missing data: one line on stderr, nothing written
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
-#: Exit code when the reader of standard output went away (EPIPE, e.g. ``wpgdkit bench --json - | head -1``):
-#: nothing is printed, exit 1 -- Click's own convention (its main() pacifies the streams the same way), kept
-#: for an EPIPE that reaches us, so a closed pipe is never reported as bad input.
-EXIT_BROKEN_PIPE = 1
-# Errors of an OSError escaping a command that mean "standard output cannot take more": every file the
-# toolkit writes goes through wpgdkit.atomic (an OutputError, one line), so an unwrapped one is stdout.
-_STDOUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _click_class(name: str) -> type[Exception]:
@@ -102,7 +94,9 @@ class OneLineErrorGroup(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS_IS_HELP as exc:
-            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            # The error was built from ctx.get_help(), which Rich's help already printed: print its message only
+            # (the help text where click formatted it, the empty string where Rich did), not a second page.
+            typer.echo(exc.format_message())
             sys.exit(0)
         except _USAGE_ERROR as exc:
             where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
@@ -116,35 +110,10 @@ class OneLineErrorGroup(TyperGroup):
         except WpgdkitError as exc:
             fail(as_flags(str(exc)))
         except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                _silence_stdout()
-                sys.exit(EXIT_BROKEN_PIPE)  # the reader left: a quiet exit, no message
-            if exc.errno in _STDOUT_FULL:
-                _silence_stdout()
-                fail(f"cannot write to standard output: {exc.strerror or os.strerror(exc.errno)}")
-            raise  # any other OSError is a bug: keep its traceback
+            sys.exit(stdout_failed(exc))  # a failed stdout ends quietly or in one line; any other OSError is raised
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _silence_stdout() -> None:
-    """Point standard output at /dev/null after it failed, so Python's flush at exit prints no second traceback.
-
-    The Python docs' note on SIGPIPE: what is still buffered would be written
-    (and fail) again at interpreter exit. Where stdout has no file descriptor
-    (a test runner's buffer), nothing needs doing.
-    """
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-    except OSError:
-        pass
 
 
 def output_file(value: Any) -> Any:

@@ -52,10 +52,10 @@ from wpgdkit.labelmetric import (
     metric_summary,
     nearest_and_farthest,
     read_metric,
-    reference_check,
     validate_metric,
     write_metric,
 )
+from wpgdkit.labelmetric.check_cache import cached_reference_check
 from wpgdkit.labelmetric.io import metric_to_csv
 from wpgdkit.labelmetric.validate import MetricReport
 
@@ -94,6 +94,20 @@ AsymmetricOption = Annotated[bool, typer.Option(help="Accept C[i,j] != C[j,i].")
 JsonOption = Annotated[Optional[str], typer.Option("--json", help="Write the result as JSON to PATH, or - for stdout.", callback=output_file)]
 
 
+def _cache_option(reuse: str, instead: str):
+    """``--cache/--no-cache``, worded the same for every command that keeps what it can rebuild."""
+    return Annotated[bool, typer.Option(
+        "--cache/--no-cache", help=f"{reuse} saved in the cache folder ($WPGDKIT_CACHE_DIR, else "
+        f"$XDG_CACHE_HOME/wpgdkit, ~/.cache/wpgdkit) instead of {instead}; --no-cache neither reads nor writes it. "
+        "Same result either way.")]
+
+
+BuildCacheOption = _cache_option("wordnet: reuse the classes' hypernym closure", "opening WordNet")
+CheckCacheOption = _cache_option(
+    "Reuse the report of the same check (same matrix, classes and options, same versions of wpgdkit, NumPy, POT "
+    "and SciPy)", "running POT again")
+
+
 def _check_output_path(out: Path | None) -> None:
     # Fail before any work: a wrong extension found after a long build wastes it.
     if out is not None and out.suffix.lower() not in FORMATS:
@@ -126,10 +140,7 @@ def build(
     wordnet_dir: Annotated[
         Optional[Path], typer.Option(help="WordNet database or NLTK data folder (else $WPGDKIT_WORDNET_DIR, NLTK's path, /usr/share/wordnet).")
     ] = None,
-    cache: Annotated[bool, typer.Option(
-        "--cache/--no-cache", help="wordnet: reuse the classes' hypernym closure saved in the cache folder "
-        "($WPGDKIT_CACHE_DIR, else $XDG_CACHE_HOME/wpgdkit, ~/.cache/wpgdkit) instead of opening WordNet; "
-        "--no-cache neither reads nor writes it. Same result either way.")] = True,
+    cache: BuildCacheOption = True,
     synset_map: Annotated[
         Optional[Path], typer.Option(help="CSV with 'class' and 'synset' columns, for classes outside the registry.")
     ] = None,
@@ -272,6 +283,7 @@ def check(
     samples: Annotated[int, typer.Option(help="Random prediction vectors compared with ot.emd2.", min=1)] = 1000,
     sinkhorn_samples: Annotated[int, typer.Option(help="How many of them also go through log-domain Sinkhorn.", min=0)] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the random prediction vectors.")] = 0,
+    cache: CheckCacheOption = True,
     json_out: JsonOption = None,
 ) -> None:
     """Validate a metric, then check the closed-form Wasserstein distance against POT.
@@ -280,16 +292,20 @@ def check(
     compares it with ot.emd2 (to 1e-9, relative) and with log-domain Sinkhorn as
     the regularisation shrinks. Exit 0 when all holds, 1 when a check fails,
     2 for a malformed file.
+
+    The POT report is kept in the cache folder: checking the same matrix with
+    the same options again prints the same output without running (or
+    importing) POT; the JSON says "cached": true. --no-cache runs it afresh.
     """
     if p <= 0:
         raise WpgdkitError(f"--p must be positive, got {p}")
     metric, report = _load(path, classes, allow_asymmetric)
-    _import_pot_for_numpy()
-    ot_report = reference_check(metric, p=p, samples=samples, sinkhorn_samples=sinkhorn_samples, seed=seed)
+    ot_report, cached = cached_reference_check(metric, p=p, samples=samples, sinkhorn_samples=sinkhorn_samples,
+                                               seed=seed, use_cache=cache, prepare=_import_pot_for_numpy)
     if json_out is not None:
         write_json(
             {"path": str(path), "classes": list(metric.classes), "structure": report.to_dict(),
-             "wasserstein_check": ot_report.to_dict(), "passed": ot_report.passed},
+             "wasserstein_check": ot_report.to_dict(), "passed": ot_report.passed, "cached": cached},
             json_out,
         )
     if json_out != "-":

@@ -33,6 +33,7 @@ __all__ = [
     "sample_predictions",
     "SinkhornRow",
     "OTCheckReport",
+    "check_reference_options",
     "reference_check",
 ]
 
@@ -165,6 +166,92 @@ class OTCheckReport:
         out["passed"] = self.passed
         return out
 
+    @classmethod
+    def from_dict(cls, data) -> OTCheckReport:
+        """The report :meth:`to_dict` described, each number of the type it had (NaN included).
+
+        ``passed``, if present, must agree with ``failures``.
+
+        Raises
+        ------
+        ValueError
+            For anything :meth:`to_dict` could not have written: a missing or
+            extra key, or a value of the wrong type (a bool for a number, a
+            float for a count).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"an OTCheckReport is a dict, got {type(data).__name__}")
+        fields = _REPORT_FIELDS
+        if not set(fields) <= set(data) <= {*fields, "passed"}:
+            raise ValueError(f"an OTCheckReport has the keys {sorted(fields)} (and 'passed'), got {sorted(data)}")
+        for name, kinds in fields.items():
+            if name != "sinkhorn" and not _is(data[name], kinds):
+                raise ValueError(f"OTCheckReport.{name} must be {kinds}, got {data[name]!r}")
+        rows, failures = data["sinkhorn"], data["failures"]
+        if not isinstance(rows, list) or not all(isinstance(row, dict) and set(row) == set(_ROW_FIELDS) for row in rows):
+            raise ValueError(f"OTCheckReport.sinkhorn must be a list of {sorted(_ROW_FIELDS)} dicts")
+        for row in rows:
+            for name, kinds in _ROW_FIELDS.items():
+                if not _is(row[name], kinds):
+                    raise ValueError(f"SinkhornRow.{name} must be {kinds}, got {row[name]!r}")
+        if not all(isinstance(f, str) for f in failures):
+            raise ValueError("OTCheckReport.failures must be a list of str")
+        if "passed" in data and data["passed"] is not (not failures):
+            raise ValueError("OTCheckReport.passed disagrees with its failures")
+        return cls(**{name: data[name] for name in fields if name not in ("sinkhorn", "failures")},
+                   sinkhorn=[SinkhornRow(**row) for row in rows], failures=list(failures))
+
+
+# The types each field may hold: "float" is a computed float; "number" a value as the caller gave it (int or float).
+_KINDS = {"int": (int,), "float": (float,), "number": (int, float), "list": (list,)}
+_REPORT_FIELDS = {"num_classes": "int", "p": "number", "samples": "int", "emd_max_relative_error": "float",
+                  "emd_tolerance": "number", "sinkhorn_samples": "int", "sinkhorn": "list",
+                  "sinkhorn_tolerance": "number", "failures": "list"}
+_ROW_FIELDS = {"reg": "float", "reg_relative": "number", "cost_error": "float", "objective_gap": "float",
+               "expected_gap": "float", "plain_error": "float"}
+
+
+def _is(value, kind: str) -> bool:
+    return isinstance(value, _KINDS[kind]) and not isinstance(value, bool)
+
+
+def check_reference_options(
+    *,
+    p: float,
+    samples: int,
+    sinkhorn_samples: int,
+    regs: Sequence[float],
+    seed: int,
+    emd_tolerance: float,
+    sinkhorn_tolerance: float,
+) -> tuple[float, ...]:
+    """Refuse an option of :func:`reference_check` out of its range (:data:`CHECK_RANGES`, :data:`REG_RANGE`).
+
+    The one place they are checked, before any work: by :func:`reference_check`
+    and by :func:`~wpgdkit.labelmetric.check_cache.cached_reference_check`
+    before it looks in the cache.
+
+    Returns
+    -------
+    regs : tuple of float
+        The regularisations, read once (any iterable).
+
+    Raises
+    ------
+    WpgdkitError
+        Naming the first option out of range.
+    """
+    check_power(p)
+    given = {"samples": samples, "sinkhorn_samples": sinkhorn_samples, "emd_tolerance": emd_tolerance,
+             "sinkhorn_tolerance": sinkhorn_tolerance}
+    for name, valid in CHECK_RANGES.items():
+        check_number(name, given[name], valid)
+    check_seed("seed", seed)
+    regs = tuple(regs)
+    for reg in regs:
+        check_number("each Sinkhorn regularisation", reg, REG_RANGE)
+    return regs
+
 
 def reference_check(
     metric: LabelMetric,
@@ -209,16 +296,10 @@ def reference_check(
     -------
     report : OTCheckReport
     """
+    regs = check_reference_options(p=p, samples=samples, sinkhorn_samples=sinkhorn_samples, regs=regs, seed=seed,
+                                   emd_tolerance=emd_tolerance, sinkhorn_tolerance=sinkhorn_tolerance)
     import ot
 
-    check_power(p)
-    given = {"samples": samples, "sinkhorn_samples": sinkhorn_samples, "emd_tolerance": emd_tolerance,
-             "sinkhorn_tolerance": sinkhorn_tolerance}
-    for name, valid in CHECK_RANGES.items():
-        check_number(name, given[name], valid)
-    check_seed("seed", seed)
-    for reg in regs:
-        check_number("each Sinkhorn regularisation", reg, REG_RANGE)
     cost = metric_power(metric.matrix, p)
     k = cost.shape[0]
     scale = max(float(cost.max()), np.finfo(float).tiny)
