@@ -192,11 +192,30 @@ def test_compare_imports_no_torch(tmp_path, shipped):
 # --- the root --help's summaries ------------------------------------------------------------------------
 
 
-def test_every_lazy_command_has_its_own_summary():
+@pytest.mark.parametrize("group", [(), ("metric",)], ids=["wpgdkit", "wpgdkit metric"])
+def test_every_lazy_command_has_its_own_summary(group):
+    from wpgdkit.cli import metric
+
     root = get_command(app)
-    assert list(root.list_commands(None)) == list(COMMANDS)
-    for name, (target, summary) in COMMANDS.items():
-        command = root.commands[name]  # builds it
-        own = inspect.cleandoc(command.help or "").split("\n\n")[0].strip()
+    command_group, table = (root, COMMANDS) if not group else (root.commands["metric"], metric.COMMANDS)
+    assert list(command_group.list_commands(None)) == list(table)
+    for name, (target, summary) in table.items():
+        command = command_group.commands[name]  # builds it
+        own = inspect.cleandoc(command.help or "").split("\n\n")[0].strip().replace("\n", " ")
         assert summary == own, (
-            f"COMMANDS[{name!r}] in wpgdkit/cli/__init__.py lists {summary!r}; the command's help starts {own!r}")
+            f"the table of {' '.join(['wpgdkit', *group])} lists {summary!r} for {name}; its help starts {own!r}")
+
+
+def test_metric_check_imports_neither_the_dataset_nor_the_model_registry(tmp_path):
+    # Each metric sub-command is a module of its own: check reads a file, build needs the registries.
+    code = ("import sys\n"
+            "sys.argv = ['wpgdkit', 'metric', 'check', sys.argv[1], '--samples', '5', '--sinkhorn-samples', '0',\n"
+            "            '--json', '-']\n"
+            "from wpgdkit.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('wpgdkit.datasets', 'wpgdkit.models', 'wpgdkit.cli._dataopts',\n"
+            "                         'wpgdkit.cli._modelopts', 'wpgdkit.cli.metric.build') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(metrics_dir() / "cifar10-wordnet.csv")], capture_output=True,
+                          text=True, timeout=_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

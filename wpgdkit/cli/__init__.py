@@ -9,7 +9,7 @@ Nothing is imported before it is needed. :func:`main` answers ``--version``
 and the root's ``--help`` without importing typer (the help page needs Rich
 only, :mod:`wpgdkit.cli._root_help`); any other command line goes to the typer
 app, which imports a command's module when the command is looked up
-(``wpgdkit metric build`` imports only ``wpgdkit.cli.metric``). No command
+(``wpgdkit metric build`` imports only ``wpgdkit.cli.metric`` and its ``build`` module). No command
 module imports torch at import time, so ``--help`` of every command,
 ``datasets``, ``models`` and the WordNet, file and uniform metrics run without it.
 """
