@@ -517,3 +517,47 @@ def test_unknown_class_is_refused_before_wordnet_loads(tmp_path, monkeypatch, as
                     "--out", out)
     assert_one_line_error(result, "unknown class 'nosuch'")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- an existing --out: left as it is when it already holds the metric, refused when it holds something else
+
+
+def _uniform(out, *extra):
+    return runner.invoke(app, ["metric", "build", "--dataset", "cifar10", "--source", "uniform", "--out", str(out),
+                               *extra])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".npy"])
+def test_rebuilding_the_same_metric_leaves_the_file_as_it_was(tmp_path, suffix):
+    out = tmp_path / f"m{suffix}"
+    assert _uniform(out).exit_code == 0
+    before = (out.read_bytes(), out.stat().st_mtime_ns, out.stat().st_ino)
+    again = _uniform(out)
+    assert again.exit_code == 0, again.output
+    assert "already holds it" in " ".join(again.stderr.split())  # Rich wraps the line at 80 columns
+    assert (out.read_bytes(), out.stat().st_mtime_ns, out.stat().st_ino) == before
+
+
+def test_a_different_metric_is_refused_without_force_and_written_with_it(tmp_path, assert_one_line_error):
+    out = tmp_path / "m.json"
+    assert _uniform(out).exit_code == 0
+    first = out.read_bytes()
+    refused = _uniform(out, "--classes", "cat,dog")
+    assert_one_line_error(refused, "exists and holds something else; pass --force")
+    assert out.read_bytes() == first
+    forced = _uniform(out, "--classes", "cat,dog", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert read_metric(out).classes == ("cat", "dog")
+
+
+def test_a_file_that_is_not_a_metric_is_refused_before_any_work(tmp_path, monkeypatch, assert_one_line_error):
+    from wpgdkit.cli.metric import build as build_module
+
+    def never(config):
+        raise AssertionError("built although --out could not be written")
+
+    monkeypatch.setattr(build_module, "build_metric", never)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my notes, not a metric\n")
+    assert_one_line_error(_uniform(notes), "exists and is not a label metric; pass --force")
+    assert notes.read_text() == "my notes, not a metric\n"

@@ -154,7 +154,9 @@ def test_file_build_imports_no_torch(tmp_path, shipped):
 
 def test_check_imports_no_torch(shipped):
     # POT imports torch for its torch backend unless told not to; the check hands it NumPy arrays only.
-    result, stderr = run_fresh("metric", "check", str(shipped), "--samples", "50", "--sinkhorn-samples", "2")
+    # --no-cache: POT runs whatever an earlier test left in this session's cache folder.
+    result, stderr = run_fresh("metric", "check", str(shipped), "--samples", "50", "--sinkhorn-samples", "2",
+                               "--no-cache")
     assert_no_torch(result, stderr)
     assert "ot" in result["imported"]
 

@@ -625,3 +625,20 @@ def test_check_class_names_refuses_a_non_list(classes):
     # A string would otherwise be checked character by character ("duplicate class names: ,, c, t").
     with pytest.raises(MetricFormatError, match="must be a list of strings"):
         check_class_names(classes, "x")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".npy"])
+def test_metric_file_bytes_are_what_write_metric_writes_and_read_back(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    c = rng.random((4, 4))
+    c = (c + c.T) / 2
+    np.fill_diagonal(c, 0.0)
+    metric = LabelMetric(("a", "b", "c", "d"), c)
+    path = tmp_path / f"m{suffix}"
+    data = lmio.metric_file_bytes(metric, path)
+    assert not path.exists()  # computing the bytes writes nothing
+    lmio.write_metric(metric, path)
+    assert path.read_bytes() == data
+    assert lmio.metric_file_bytes(metric, path) == data  # deterministic
+    back = lmio.read_metric(path, classes=list(metric.classes) if suffix == ".npy" else None)
+    np.testing.assert_array_equal(back.matrix, c)

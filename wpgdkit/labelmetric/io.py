@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wpgdkit.atomic import atomic_path, atomic_write_text
+from wpgdkit.atomic import atomic_write_bytes
 from wpgdkit.errors import DataNotFoundError, MetricFormatError, WpgdkitError
 from wpgdkit.inputs import input_file, read_text
-from wpgdkit.jsonutil import write_json
+from wpgdkit.jsonutil import dumps_json
 from wpgdkit.labelmetric.core import LabelMetric, Provenance
 from wpgdkit.labelmetric.validate import check_entries
 
@@ -42,6 +42,7 @@ __all__ = [
     "FORMATS",
     "read_metric",
     "write_metric",
+    "metric_file_bytes",
     "metric_to_csv",
     "metric_from_csv",
     "read_class_list",
@@ -366,14 +367,16 @@ def _read_npy(path: Path, classes: Sequence[str] | None) -> LabelMetric:
     return LabelMetric(tuple(classes), matrix.astype(np.float64), Provenance(source="file", parameters={"path": str(path)}))
 
 
-def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
-    """Write a metric atomically; the extension picks the format.
+def metric_file_bytes(metric: LabelMetric, path: str | os.PathLike[str]) -> bytes:
+    """The bytes :func:`write_metric` writes to ``path`` (the extension picks the format).
 
-    For ``.npy`` only the matrix is written (keep the class names beside it).
+    Deterministic: the same metric gives the same bytes, so a caller can tell
+    whether an existing file already holds it.
 
-    Returns
-    -------
-    path : Path
+    Raises
+    ------
+    MetricFormatError
+        For an extension other than :data:`FORMATS`, or a matrix no file may hold.
     """
     path = Path(path)
     fmt = _format_of(path)
@@ -382,8 +385,8 @@ def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
     except MetricFormatError as exc:
         raise MetricFormatError(f"refusing to write {path}: {exc}") from None
     if fmt == ".csv":
-        atomic_write_text(path, metric_to_csv(metric))
-    elif fmt == ".json":
+        return metric_to_csv(metric).encode("utf-8")
+    if fmt == ".json":
         payload = {
             "format": _JSON_TAG,
             "version": 1,
@@ -391,10 +394,23 @@ def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
             "matrix": [[_json_number(v) for v in row] for row in metric.matrix],
             "provenance": metric.provenance.to_dict(),
         }
-        write_json(payload, path, indent=1)
-    else:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(metric.matrix), allow_pickle=False)
+        return dumps_json(payload, indent=1).encode("utf-8")
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(metric.matrix), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_metric(metric: LabelMetric, path: str | os.PathLike[str]) -> Path:
+    """Write a metric atomically; the extension picks the format (:func:`metric_file_bytes`).
+
+    For ``.npy`` only the matrix is written (keep the class names beside it).
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    atomic_write_bytes(path, metric_file_bytes(metric, path))
     return path
 
 

@@ -25,8 +25,18 @@ from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, Model
 from wpgdkit.cli.metric._shared import cache_option
 from wpgdkit.datasets import SPLITS
 from wpgdkit.errors import WpgdkitError
-from wpgdkit.labelmetric import FORMATS, NORMALIZATIONS, BuildConfig, build_metric, get_source, list_sources, metric_summary, write_metric
-from wpgdkit.labelmetric.io import metric_to_csv
+from wpgdkit.labelmetric import (
+    FORMATS,
+    NORMALIZATIONS,
+    BuildConfig,
+    build_metric,
+    get_source,
+    list_sources,
+    metric_summary,
+    read_metric,
+    write_metric,
+)
+from wpgdkit.labelmetric.io import metric_file_bytes, metric_to_csv
 
 __all__ = ["build"]
 
@@ -54,10 +64,18 @@ MEASURE_HELP = _measure_help()
 
 BuildCacheOption = cache_option("wordnet: reuse the classes' hypernym closure", "opening WordNet")
 
-def _check_output_path(out: Path | None) -> None:
-    # Fail before any work: a wrong extension found after a long build wastes it.
-    if out is not None and out.suffix.lower() not in FORMATS:
+def _check_output_path(out: Path | None, force: bool) -> None:
+    # Fail before any work: a wrong extension, or a file that no metric could equal, found after a long
+    # build wastes it.
+    if out is None:
+        return
+    if out.suffix.lower() not in FORMATS:
         raise WpgdkitError(f"--out must end in {', '.join(FORMATS)}; got {out.name}")
+    if not force and out.exists() and out.suffix.lower() != ".npy":  # an .npy cannot be read without its classes
+        try:
+            read_metric(out)
+        except WpgdkitError:
+            raise WpgdkitError(f"--out {out} exists and is not a label metric; pass --force to replace it") from None
 
 
 def build(
@@ -122,6 +140,9 @@ def build(
         help="boundary, confusion: where the network runs; auto picks CUDA when available.")] = DeviceName("auto"),
     threads: Annotated[Optional[int], typer.Option(
         help="linear, boundary, confusion: torch CPU threads (default: torch's choice).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace --out when it holds something else (without it, a different file there is "
+        "refused, and one already holding this metric is left as it is).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Build a label metric from WordNet, a linear classifier, a trained network, the uniform metric or a file.
@@ -130,7 +151,7 @@ def build(
     it on --device (a GPU when there is one). Without --out the CSV goes to stdout (messages to
     stderr), so it pipes.
     """
-    _check_output_path(out)
+    _check_output_path(out, force)
     config = BuildConfig(
         source=source.value, dataset=dataset, measure=measure,
         model=model_source(model, model_kwargs, weights, input_shape, mean, std),
@@ -147,11 +168,24 @@ def build(
         metric = build_metric(config)
     if out is None:
         sys.stdout.write(metric_to_csv(metric))
-    else:
+        where = "CSV on stdout"
+    elif force or not out.exists():
         write_metric(metric, out)
+        where = f"wrote {safe(out)}"
+    elif _holds(out, metric_file_bytes(metric, out)):
+        where = f"{safe(out)} already holds it"  # a rerun of the same build: the file is left as it was
+    else:
+        raise WpgdkitError(f"--out {out} exists and holds something else; pass --force to replace it")
     if not quiet:
-        where = f"wrote {safe(out)}" if out else "CSV on stdout"
         stderr.print(f"{where}: {safe(metric_summary(metric))}")
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` is exactly ``data`` (False when it cannot be read)."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _data_options_or_none(*values):
