@@ -125,3 +125,15 @@ def test_a_group_called_bare_prints_its_page_once(args):
     result = through_typer(*args)
     assert result.exit_code == 0
     assert result.output.count("Usage:") == 1, result.output
+
+
+@pytest.mark.parametrize("words, cword, expected", [("wpgdkit met", 1, "metric"), ("wpgdkit metric ch", 2, "check"),
+                                                    ("wpgdkit metric build --so", 3, "--source")])
+def test_shell_completion_is_not_taken_for_a_bare_call(words, cword, expected):
+    # A completion script runs `wpgdkit` with no arguments and _WPGDKIT_COMPLETE set: typer answers, not the page.
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET} | _ENV | {
+        "_WPGDKIT_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    code = "import sys; sys.argv = ['wpgdkit']; from wpgdkit.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [expected]

@@ -16,6 +16,7 @@ module imports torch at import time, so ``--help`` of every command,
 
 from __future__ import annotations
 
+import os
 import sys
 
 from wpgdkit import __version__
@@ -50,11 +51,12 @@ def main(prog_name: str | None = None) -> None:
 
     ``wpgdkit --version``, ``wpgdkit --help`` and a bare ``wpgdkit`` (which
     prints the help) are answered here, before typer is imported: they are
-    what shell loops and completion call most. The answers are the typer
+    what shell loops call most. A shell's completion script also calls a bare
+    ``wpgdkit`` (with ``_WPGDKIT_COMPLETE`` set): that goes to typer. The answers are the typer
     app's own (same text, same exit code 0; tests/cli/test_root_help.py).
     """
     args = sys.argv[1:]
-    if args in (["--version"], [], ["--help"]):
+    if args in (["--version"], [], ["--help"]) and not _completing():
         try:
             if args == ["--version"]:
                 sys.stdout.write(f"wpgdkit {__version__}\n")
@@ -72,6 +74,11 @@ def main(prog_name: str | None = None) -> None:
     from wpgdkit.cli._app import app
 
     app(prog_name=prog_name)
+
+
+def _completing() -> bool:
+    """Whether a shell's completion script called us: click's ``_<PROG>_COMPLETE`` variable, no arguments."""
+    return any(key.startswith("_") and key.endswith("_COMPLETE") for key in os.environ)
 
 
 def __getattr__(name: str) -> object:
