@@ -137,3 +137,33 @@ def test_shell_completion_is_not_taken_for_a_bare_call(words, cword, expected):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [expected]
+
+
+def _command_tree(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_tree(sub, (*path, name))
+
+
+def _bracketed(command) -> list[str]:
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    return [m for text in texts for m in re.findall(r"\[[^\]\[]*\]", text.replace("\\[", "["))]
+
+
+HELP_WITH_BRACKETS = [(path, fragments) for path, command in _command_tree(get_command(app)) if path
+                      for fragments in [_bracketed(command)] if fragments]
+
+
+def test_some_help_texts_hold_brackets():
+    assert any("[i,j]" in fragments for _, fragments in HELP_WITH_BRACKETS)  # C[i,j] of --allow-asymmetric
+
+
+@pytest.mark.parametrize("path, fragments", HELP_WITH_BRACKETS, ids=[" ".join(p) for p, _ in HELP_WITH_BRACKETS])
+def test_brackets_in_help_texts_are_printed_as_written(path, fragments):
+    # Rich markup would take C[i,j] or (C^p)[k] for tags and drop them from --help.
+    result = CliRunner().invoke(app, [*path, "--help"], env=dict.fromkeys(_UNSET) | _ENV | {"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    page = words(result.output)
+    for fragment in fragments:
+        assert " ".join(fragment.split()) in page, (fragment, page[:2000])
+    assert "\\[" not in page

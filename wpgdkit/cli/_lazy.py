@@ -33,7 +33,30 @@ def load_command(name: str, target: str) -> Any:
         single.command(name)(obj)
         command = typer.main.get_command(single)
     command.name = name
+    _literal_help(command)
     return command
+
+
+def _literal_help(command: Any) -> None:
+    """Make the help texts of ``command`` (and of its sub-commands) print as written.
+
+    Typer reads help as Rich markup, where ``C[i,j]`` or ``(C^p)[k]`` are tags
+    and vanish from ``--help``; no help text here is meant as markup, so any
+    bracket that looks like a tag is escaped, once, where every command is built
+    (:func:`load_command`).
+    """
+    from rich.markup import escape
+
+    if command.help:
+        command.help = escape(command.help)
+    if command.short_help:
+        command.short_help = escape(command.short_help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    if not isinstance(command, LazyGroup):  # a lazy group's commands go through load_command themselves
+        for sub in getattr(command, "commands", {}).values():
+            _literal_help(sub)
 
 
 class _LazyCommands(MutableMapping):
