@@ -116,3 +116,19 @@ def tiny_imagenet_dir(tmp_path) -> Path:
         annotations.append(f"{name}\t{wnid}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
     return tmp_path
+
+
+@pytest.fixture
+def reference_check_calls(monkeypatch) -> list:
+    """Each real ``reference_check`` run while the test runs, recorded (its options): what the check cache spared."""
+    from wpgdkit.labelmetric import ot_check
+
+    real = ot_check.reference_check
+    seen = []
+
+    def counting(metric, **options):
+        seen.append(options)
+        return real(metric, **options)
+
+    monkeypatch.setattr(ot_check, "reference_check", counting)
+    return seen

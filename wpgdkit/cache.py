@@ -15,6 +15,11 @@ rewritten in the same file-system timestamp tick as it was hashed could keep
 its signature ("racy" in git's sense), so such a file is hashed again until
 its timestamps are safely in the past. Any write changes ctime, which no user
 command can set back, and a replaced file has a new inode.
+
+:func:`entry_key`, :func:`read_entry` and :func:`write_entry` are the one form
+of a cache entry (the WordNet closures, the ``metric check`` reports): a JSON
+file named by the SHA-256 of what its answer depends on, read only when
+every part of it checks out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "RACY_NS", "cache_dir", "stat_signature", "file_digests", "save_digests"]
+__all__ = ["CACHE_ENV", "RACY_NS", "cache_dir", "stat_signature", "file_digests", "save_digests", "canonical_json",
+           "sha256_hex", "entry_key", "read_entry", "write_entry"]
 
 CACHE_ENV = "WPGDKIT_CACHE_DIR"
 
@@ -64,8 +70,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _canonical(value) -> bytes:
+def canonical_json(value) -> bytes:
+    """The one JSON text of ``value`` (sorted keys, no spaces, ASCII) that keys and checksums are taken of."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _read_memo(memo: Path) -> dict[str, list]:
@@ -75,7 +86,7 @@ def _read_memo(memo: Path) -> dict[str, list]:
         files = doc["files"]
         if (doc.get("format"), doc.get("version")) != (_DIGESTS_FORMAT, _DIGESTS_VERSION) or not isinstance(files, dict):
             return {}
-        if doc.get("sha256") != hashlib.sha256(_canonical(files)).hexdigest():
+        if doc.get("sha256") != sha256_hex(canonical_json(files)):
             return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -86,7 +97,7 @@ def _write_memo(memo: Path, files: dict[str, list]) -> None:
     from wpgdkit.atomic import atomic_write_bytes
     from wpgdkit.errors import WpgdkitError
 
-    doc = {"format": _DIGESTS_FORMAT, "version": _DIGESTS_VERSION, "sha256": hashlib.sha256(_canonical(files)).hexdigest(),
+    doc = {"format": _DIGESTS_FORMAT, "version": _DIGESTS_VERSION, "sha256": sha256_hex(canonical_json(files)),
            "files": files}
     try:
         atomic_write_bytes(memo, json.dumps(doc, sort_keys=True).encode("ascii"))
@@ -152,3 +163,50 @@ def save_digests(memo: Path) -> None:
     pending = _PENDING.pop(memo, None)
     if pending:
         _write_memo(memo, {**_read_memo(memo), **pending})
+
+
+# --- keyed entries ----------------------------------------------------------------------------------------
+# A cache entry is one JSON file: {format, version, key, fields, payload_sha256, payload}. ``fields`` is
+# everything the answer depends on and ``key`` the SHA-256 of them (the file's name); the payload is the
+# answer. An entry is read only when all of that matches, and written atomically, or not at all.
+
+
+def entry_key(kind: str, version: int, fields: dict) -> str:
+    """The key of an entry of format ``kind`` and ``version`` made of ``fields``: SHA-256 of their canonical JSON."""
+    return sha256_hex(canonical_json({"format": kind, "version": version, **fields}))
+
+
+def read_entry(path: Path, *, kind: str, version: int, key: str, fields: dict):
+    """The payload of the entry at ``path``, or None unless its format, version, key, fields and payload hash match.
+
+    Anything else (a missing, unreadable, truncated or corrupt file, another
+    key) is None, without a message: the caller computes the answer again.
+    The payload's own form is the caller's to check.
+    """
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, truncated, not UTF-8, not JSON
+        return None
+    if not isinstance(doc, dict) or (doc.get("format"), doc.get("version")) != (kind, version):
+        return None
+    if doc.get("key") != key or "fields" not in doc or "payload" not in doc:
+        return None
+    if canonical_json(doc["fields"]) != canonical_json(fields):
+        return None
+    if doc.get("payload_sha256") != sha256_hex(canonical_json(doc["payload"])):
+        return None
+    return doc["payload"]
+
+
+def write_entry(path: Path, *, kind: str, version: int, key: str, fields: dict, payload) -> bool:
+    """Write an entry atomically; False (and nothing written) when the folder cannot take it."""
+    from wpgdkit.atomic import atomic_write_bytes
+    from wpgdkit.errors import WpgdkitError
+
+    doc = {"format": kind, "version": version, "key": key, "fields": fields,
+           "payload_sha256": sha256_hex(canonical_json(payload)), "payload": payload}
+    try:
+        atomic_write_bytes(path, json.dumps(doc, indent=1, ensure_ascii=True).encode("ascii") + b"\n")
+    except (OSError, WpgdkitError):
+        return False  # a cache that cannot be written only costs the work next time
+    return True

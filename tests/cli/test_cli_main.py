@@ -12,20 +12,13 @@ from typer.testing import CliRunner
 
 from wpgdkit import __version__
 from wpgdkit.cli import app
+from wpgdkit.cli._lazy import walk_commands
 from wpgdkit.datasets import list_datasets
 
 runner = CliRunner()
 
 
-def _command_paths(group, prefix=()):
-    for name, command in group.commands.items():
-        path = (*prefix, name)
-        yield path
-        if hasattr(command, "commands"):
-            yield from _command_paths(command, path)
-
-
-COMMANDS = list(_command_paths(get_command(app)))
+COMMANDS = [path for path, _ in walk_commands(get_command(app))]
 
 
 def test_version():

@@ -39,40 +39,28 @@ def metric_file(tmp_path):
     return write_metric(LabelMetric(("cat", "dog", "car", "truck", "ship"), c), tmp_path / "m.csv")
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    seen = []
-
-    def counting(metric, **options):
-        seen.append(options)
-        return REAL_CHECK(metric, **options)
-
-    monkeypatch.setattr(ot_check, "reference_check", counting)
-    return seen
-
-
 def entries(cache):
     return sorted((cache / "metric-check").glob("check-*.json"))
 
 
-def test_a_second_check_prints_the_same_from_the_cache(cache, metric_file, calls):
+def test_a_second_check_prints_the_same_from_the_cache(cache, metric_file, reference_check_calls):
     cold = invoke("metric", "check", metric_file, *QUICK)
     warm = invoke("metric", "check", metric_file, *QUICK)
     assert cold.exit_code == warm.exit_code == 0, cold.stderr + warm.stderr
-    assert len(calls) == 1 and len(entries(cache)) == 1
+    assert len(reference_check_calls) == 1 and len(entries(cache)) == 1
     assert warm.stdout == cold.stdout and "all checks passed" in warm.stdout
     assert "cache" not in warm.stdout.lower()
     assert warm.stderr == cold.stderr == ""
 
 
-def test_the_json_is_the_same_but_for_cached(cache, metric_file, calls, tmp_path):
+def test_the_json_is_the_same_but_for_cached(cache, metric_file, reference_check_calls, tmp_path):
     cold = invoke("metric", "check", metric_file, *QUICK, "--json", "-")
     warm = invoke("metric", "check", metric_file, *QUICK, "--json", "-")
     assert cold.exit_code == warm.exit_code == 0
     first, second = json.loads(cold.stdout), json.loads(warm.stdout)
     assert (first.pop("cached"), second.pop("cached")) == (False, True)
     assert first == second and cold.stdout.replace('"cached": false', '"cached": true') == warm.stdout
-    assert len(calls) == 1
+    assert len(reference_check_calls) == 1
     # To a file, with the text on stdout: both the same too.
     out_cold, out_warm = tmp_path / "a.json", tmp_path / "b.json"
     text = invoke("metric", "check", metric_file, *QUICK, "--no-cache", "--json", out_cold)
@@ -82,7 +70,7 @@ def test_the_json_is_the_same_but_for_cached(cache, metric_file, calls, tmp_path
     assert (a.pop("cached"), b.pop("cached")) == (False, True) and a == b == first
 
 
-def test_no_cache_runs_pot_and_leaves_the_cache_alone(cache, metric_file, calls):
+def test_no_cache_runs_pot_and_leaves_the_cache_alone(cache, metric_file, reference_check_calls):
     plain = invoke("metric", "check", metric_file, *QUICK, "--no-cache", "--json", "-")
     assert plain.exit_code == 0 and json.loads(plain.stdout)["cached"] is False
     assert not cache.exists()
@@ -90,16 +78,16 @@ def test_no_cache_runs_pot_and_leaves_the_cache_alone(cache, metric_file, calls)
     [entry] = entries(cache)
     before = entry.read_bytes(), entry.stat().st_mtime_ns
     again = invoke("metric", "check", metric_file, *QUICK, "--no-cache", "--json", "-")
-    assert json.loads(again.stdout) == json.loads(plain.stdout) and len(calls) == 3
+    assert json.loads(again.stdout) == json.loads(plain.stdout) and len(reference_check_calls) == 3
     assert (entry.read_bytes(), entry.stat().st_mtime_ns) == before
 
 
-def test_another_option_misses(cache, metric_file, calls):
+def test_another_option_misses(cache, metric_file, reference_check_calls):
     invoke("metric", "check", metric_file, *QUICK)
     for extra in (["--seed", "1"], ["--p", "2"], ["--samples", "41"], ["--sinkhorn-samples", "3"]):
         result = invoke("metric", "check", metric_file, *QUICK, *extra, "--json", "-")
         assert result.exit_code == 0 and json.loads(result.stdout)["cached"] is False, extra
-    assert len(calls) == 5 and len(entries(cache)) == 5
+    assert len(reference_check_calls) == 5 and len(entries(cache)) == 5
 
 
 def test_a_failed_check_fails_again_from_the_cache(cache, metric_file, monkeypatch):

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from wpgdkit import __version__
 from wpgdkit.cli import COMMANDS, app
+from wpgdkit.cli._lazy import walk_commands
 from wpgdkit.cli._root_help import APP_HELP, ROOT_OPTIONS
 
 _TIMEOUT_S = 120
@@ -139,18 +140,12 @@ def test_shell_completion_is_not_taken_for_a_bare_call(words, cword, expected):
     assert done.stdout.split() == [expected]
 
 
-def _command_tree(command, path=()):
-    yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from _command_tree(sub, (*path, name))
-
-
 def _bracketed(command) -> list[str]:
     texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
     return [m for text in texts for m in re.findall(r"\[[^\]\[]*\]", text.replace("\\[", "["))]
 
 
-HELP_WITH_BRACKETS = [(path, fragments) for path, command in _command_tree(get_command(app)) if path
+HELP_WITH_BRACKETS = [(path, fragments) for path, command in walk_commands(get_command(app))
                       for fragments in [_bracketed(command)] if fragments]
 
 

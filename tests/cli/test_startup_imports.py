@@ -21,6 +21,7 @@ import pytest
 from typer.main import get_command
 
 from wpgdkit.cli import COMMANDS, app
+from wpgdkit.cli._lazy import walk_commands
 from wpgdkit.resources import metrics_dir
 
 # Runs the CLI's entry point with the argument list in sys.argv[1] (JSON), then reports, on a line of its own
@@ -57,15 +58,7 @@ def run_fresh(*args: str) -> tuple[dict, str]:
     return result, head
 
 
-def _command_paths(group, prefix=()):
-    for name, command in group.commands.items():
-        path = (*prefix, name)
-        yield path
-        if hasattr(command, "commands"):
-            yield from _command_paths(command, path)
-
-
-COMMAND_PATHS = [(), *_command_paths(get_command(app))]
+COMMAND_PATHS = [(), *(path for path, _ in walk_commands(get_command(app)))]
 
 
 def assert_no_torch(result: dict, stderr: str, code: int = 0) -> None:

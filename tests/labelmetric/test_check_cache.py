@@ -18,7 +18,7 @@ import pytest
 import wpgdkit
 import wpgdkit.labelmetric.check_cache as cc
 import wpgdkit.labelmetric.ot_check as ot_check
-from wpgdkit.cache import CACHE_ENV
+from wpgdkit.cache import CACHE_ENV, canonical_json, sha256_hex
 from wpgdkit.errors import WpgdkitError
 from wpgdkit.labelmetric import LabelMetric
 from wpgdkit.labelmetric.check_cache import cached_reference_check
@@ -76,19 +76,6 @@ def cache(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture
-def calls(monkeypatch) -> list:
-    """Each real reference_check run, recorded (its options)."""
-    seen = []
-
-    def counting(metric, **options):
-        seen.append(options)
-        return REAL_CHECK(metric, **options)
-
-    monkeypatch.setattr(ot_check, "reference_check", counting)
-    return seen
-
-
 def entries(cache: Path) -> list[Path]:
     return sorted((cache / "metric-check").glob("check-*.json"))
 
@@ -113,11 +100,11 @@ def test_miss_then_hit_equals_a_fresh_check(cache, monkeypatch, options):
                                                    for r, f in zip(second.sinkhorn, fresh.sinkhorn))
 
 
-def test_the_defaults_are_reference_checks(cache, calls):
+def test_the_defaults_are_reference_checks(cache, reference_check_calls):
     metric = random_metric(k=3)
     cached_reference_check(metric, samples=20, sinkhorn_samples=1)
-    assert calls == [{"p": 1.0, "samples": 20, "sinkhorn_samples": 1, "regs": (1.0, 1e-1, 1e-2, 1e-3), "seed": 0,
-                      "emd_tolerance": 1e-9, "sinkhorn_tolerance": 1e-6}]
+    assert reference_check_calls == [{"p": 1.0, "samples": 20, "sinkhorn_samples": 1, "regs": (1.0, 1e-1, 1e-2, 1e-3),
+                                      "seed": 0, "emd_tolerance": 1e-9, "sinkhorn_tolerance": 1e-6}]
 
 
 def test_nan_and_infinities_round_trip(cache, monkeypatch):
@@ -201,50 +188,50 @@ def test_regs_may_be_any_iterable(cache):
     {"regs": (0.1, 1.0)}, {"emd_tolerance": 1e-8}, {"emd_tolerance": float(np.nextafter(1e-9, 1.0))},
     {"sinkhorn_tolerance": 1e-5},
 ], ids=repr)
-def test_each_option_is_in_the_key(cache, calls, change):
+def test_each_option_is_in_the_key(cache, reference_check_calls, change):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     report, cached = cached_reference_check(metric, **{**QUICK, **change})
-    assert cached is False and len(calls) == 2 and len(entries(cache)) == 2
+    assert cached is False and len(reference_check_calls) == 2 and len(entries(cache)) == 2
     assert_same(report, REAL_CHECK(metric, **{**QUICK, **change}))
     assert cached_reference_check(metric, **{**QUICK, **change})[1] is True
     assert cached_reference_check(metric, **QUICK)[1] is True  # both kept
 
 
 @pytest.mark.parametrize("where", [(0, 1), (4, 2), (3, 3)])
-def test_one_ulp_in_one_entry_is_another_key(cache, calls, where):
+def test_one_ulp_in_one_entry_is_another_key(cache, reference_check_calls, where):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     matrix = metric.matrix.copy()
     matrix[where] = np.nextafter(matrix[where], np.inf)
     report, cached = cached_reference_check(LabelMetric(metric.classes, matrix), **QUICK)
-    assert cached is False and len(calls) == 2
+    assert cached is False and len(reference_check_calls) == 2
     assert_same(report, REAL_CHECK(LabelMetric(metric.classes, matrix), **QUICK))
 
 
-def test_a_renamed_class_is_another_key(cache, calls):
+def test_a_renamed_class_is_another_key(cache, reference_check_calls):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     renamed = LabelMetric(("x", *metric.classes[1:]), metric.matrix)
-    assert cached_reference_check(renamed, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(renamed, **QUICK)[1] is False and len(reference_check_calls) == 2
 
 
-def test_a_contiguous_or_not_matrix_is_the_same_key(cache, calls):
+def test_a_contiguous_or_not_matrix_is_the_same_key(cache, reference_check_calls):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     fortran = np.asfortranarray(metric.matrix)
     same = LabelMetric(metric.classes, fortran)
-    assert cached_reference_check(same, **QUICK)[1] is True and len(calls) == 1
+    assert cached_reference_check(same, **QUICK)[1] is True and len(reference_check_calls) == 1
 
 
 @pytest.mark.parametrize("package", ["numpy", "POT", "scipy"])
-def test_another_package_version_is_another_key(cache, calls, monkeypatch, package):
+def test_another_package_version_is_another_key(cache, reference_check_calls, monkeypatch, package):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     real = cc._installed_version
     assert real(package) is not None
     monkeypatch.setattr(cc, "_installed_version", lambda name: "0.0.0-other" if name == package else real(name))
-    assert cached_reference_check(metric, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is False and len(reference_check_calls) == 2
 
 
 def test_the_versions_are_read_without_importing(cache):
@@ -256,24 +243,24 @@ def test_the_versions_are_read_without_importing(cache):
     assert "None" not in versions and imported == "False False"
 
 
-def test_another_wpgdkit_version_is_another_key(cache, calls, monkeypatch):
+def test_another_wpgdkit_version_is_another_key(cache, reference_check_calls, monkeypatch):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     monkeypatch.setattr(wpgdkit, "__version__", "99.0.0")
-    assert cached_reference_check(metric, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is False and len(reference_check_calls) == 2
 
 
-def test_another_machine_is_another_key(cache, calls, monkeypatch):
+def test_another_machine_is_another_key(cache, reference_check_calls, monkeypatch):
     metric = random_metric()
     cached_reference_check(metric, **QUICK)
     real = cc._numeric_platform()
     assert real["machine"] and real["python"]
     monkeypatch.setattr(cc, "_numeric_platform", lambda: {**real, "cpu": [*real["cpu"], "AVX512F"]})
-    assert cached_reference_check(metric, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is False and len(reference_check_calls) == 2
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_an_edited_source_file_is_another_key(cache, calls, monkeypatch, tmp_path, which):
+def test_an_edited_source_file_is_another_key(cache, reference_check_calls, monkeypatch, tmp_path, which):
     copies = []
     for source in cc._SOURCES:
         copies.append(tmp_path / "src" / source.name)
@@ -285,7 +272,7 @@ def test_an_edited_source_file_is_another_key(cache, calls, monkeypatch, tmp_pat
     assert cached_reference_check(metric, **QUICK)[1] is True
     with open(copies[which], "a") as fh:
         fh.write("\n# an edit\n")
-    assert cached_reference_check(metric, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is False and len(reference_check_calls) == 2
     assert cached_reference_check(metric, **QUICK)[1] is True
 
 
@@ -296,11 +283,11 @@ def test_the_source_hashes_are_remembered(cache, monkeypatch):
     assert sorted(memo["files"]) == sorted(os.path.abspath(p) for p in cc._SOURCES)
 
 
-def test_unreadable_sources_mean_no_cache(cache, calls, monkeypatch, tmp_path):
+def test_unreadable_sources_mean_no_cache(cache, reference_check_calls, monkeypatch, tmp_path):
     monkeypatch.setattr(cc, "_SOURCES", (tmp_path / "missing.py",))
     metric = random_metric()
     assert cached_reference_check(metric, **QUICK)[1] is False
-    assert cached_reference_check(metric, **QUICK)[1] is False and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is False and len(reference_check_calls) == 2
     assert entries(cache) == []
 
 
@@ -313,7 +300,7 @@ def _retype(doc, path, value):
     for step in path[:-1]:
         target = target[step]
     target[path[-1]] = value
-    doc["payload_sha256"] = cc._sha256(cc._canonical(doc["payload"]))
+    doc["payload_sha256"] = sha256_hex(canonical_json(doc["payload"]))
     return json.dumps(doc).encode()
 
 
@@ -347,12 +334,12 @@ CORRUPTIONS = {
     "failure not a str": lambda good, doc: _retype(doc, ["failures"], [1]),
     "passed disagrees": lambda good, doc: _retype(doc, ["passed"], False),
     "extra field": lambda good, doc: _retype(doc, ["extra"], 1),
-    "payload not a dict": lambda good, doc: _edited(doc, {"payload": [], "payload_sha256": cc._sha256(cc._canonical([]))}),
+    "payload not a dict": lambda good, doc: _edited(doc, {"payload": [], "payload_sha256": sha256_hex(canonical_json([]))}),
 }
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
-def test_a_corrupt_entry_is_ignored_and_rewritten(cache, calls, name):
+def test_a_corrupt_entry_is_ignored_and_rewritten(cache, reference_check_calls, name):
     metric = random_metric()
     fresh, _ = cached_reference_check(metric, **QUICK)
     [entry] = entries(cache)
@@ -361,13 +348,13 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(cache, calls, name):
     assert corrupt != good
     entry.write_bytes(corrupt)
     report, cached = cached_reference_check(metric, **QUICK)
-    assert cached is False and len(calls) == 2
+    assert cached is False and len(reference_check_calls) == 2
     assert_same(report, fresh)
     assert entry.read_bytes() == good  # replaced by the good entry
-    assert cached_reference_check(metric, **QUICK)[1] is True and len(calls) == 2
+    assert cached_reference_check(metric, **QUICK)[1] is True and len(reference_check_calls) == 2
 
 
-def test_a_folder_in_place_of_the_entry(cache, calls):
+def test_a_folder_in_place_of_the_entry(cache, reference_check_calls):
     metric = random_metric()
     fresh, _ = cached_reference_check(metric, **QUICK)
     [entry] = entries(cache)
@@ -380,7 +367,7 @@ def test_a_folder_in_place_of_the_entry(cache, calls):
 
 
 @pytest.mark.parametrize("how", ["a file above it", "read-only"])
-def test_an_unwritable_cache_folder_still_checks(tmp_path, monkeypatch, calls, how):
+def test_an_unwritable_cache_folder_still_checks(tmp_path, monkeypatch, reference_check_calls, how):
     if how == "a file above it":
         blocker = tmp_path / "file"
         blocker.write_text("not a folder\n")
@@ -396,19 +383,19 @@ def test_an_unwritable_cache_folder_still_checks(tmp_path, monkeypatch, calls, h
         report, cached = cached_reference_check(metric, **QUICK)
         assert cached is False
         assert_same(report, REAL_CHECK(metric, **QUICK))
-    assert len(calls) == 2
+    assert len(reference_check_calls) == 2
     if how == "read-only":
         assert list(folder.iterdir()) == []
 
 
-def test_no_cache_neither_reads_nor_writes(cache, calls):
+def test_no_cache_neither_reads_nor_writes(cache, reference_check_calls):
     metric = random_metric()
     report, cached = cached_reference_check(metric, use_cache=False, **QUICK)
     assert cached is False and not cache.exists()
     cached_reference_check(metric, **QUICK)  # now there is an entry
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (cache / "metric-check").iterdir()}
     again, cached = cached_reference_check(metric, use_cache=False, **QUICK)
-    assert cached is False and len(calls) == 3  # computed, although the entry was there
+    assert cached is False and len(reference_check_calls) == 3  # computed, although the entry was there
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (cache / "metric-check").iterdir()} == before
     assert_same(again, report)
 

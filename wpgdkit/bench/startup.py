@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from wpgdkit.bench.harness import BenchConfig, BenchRow, interleaved_times, register_benchmark
 
@@ -70,16 +69,9 @@ def _help_paths() -> list[tuple[str, ...]]:
     from typer.main import get_command
 
     from wpgdkit.cli import app
+    from wpgdkit.cli._lazy import walk_commands
 
-    def walk(group: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
-        paths = []
-        for name, command in group.commands.items():
-            paths.append((*prefix, name))
-            if hasattr(command, "commands"):
-                paths.extend(walk(command, (*prefix, name)))
-        return paths
-
-    return walk(get_command(app), ())
+    return [path for path, _ in walk_commands(get_command(app))]
 
 
 def startup_commands(folder: Path, *, quick: bool) -> list[tuple[str, ...]]:

@@ -21,7 +21,10 @@ import sys
 
 from wpgdkit import __version__
 
-__all__ = ["COMMANDS", "app", "main"]
+__all__ = ["COMMANDS", "VERSION_LINE", "app", "main"]
+
+#: What ``wpgdkit --version`` prints, on either route.
+VERSION_LINE = f"wpgdkit {__version__}"
 
 #: The commands in ``--help`` order: where each is defined, ``"module:attribute"`` of a command function or of a
 #: ``typer.Typer`` group (imported on first use), and the first paragraph of its help, which ``wpgdkit --help``
@@ -59,7 +62,7 @@ def main(prog_name: str | None = None) -> None:
     if args in (["--version"], [], ["--help"]) and not _completing():
         try:
             if args == ["--version"]:
-                sys.stdout.write(f"wpgdkit {__version__}\n")
+                sys.stdout.write(VERSION_LINE + "\n")
             else:
                 from wpgdkit.cli._root_help import print_root_help
 

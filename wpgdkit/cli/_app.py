@@ -13,8 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from wpgdkit import __version__
-from wpgdkit.cli import COMMANDS
+from wpgdkit.cli import COMMANDS, VERSION_LINE
 from wpgdkit.cli._lazy import LazyGroup
 from wpgdkit.cli._root_help import APP_HELP, ROOT_OPTIONS, print_root_help
 
@@ -42,7 +41,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"wpgdkit {__version__}")
+        typer.echo(VERSION_LINE)
         raise typer.Exit()
 
 

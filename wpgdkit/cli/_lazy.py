@@ -19,7 +19,7 @@ import typer
 
 from wpgdkit.cli._errors import OneLineErrorGroup
 
-__all__ = ["LazyGroup", "load_command"]
+__all__ = ["LazyGroup", "load_command", "walk_commands"]
 
 
 def load_command(name: str, target: str) -> Any:
@@ -111,3 +111,16 @@ class LazyGroup(OneLineErrorGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # the names only: TyperGroup's reads every command
+
+
+def walk_commands(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command and sub-command under ``group`` (a click group), depth first: ``(path, command)``.
+
+    ``path`` is what a user types after ``wpgdkit``: ``("metric", "build")``.
+    Reading a command builds it (imports its module).
+    """
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        yield path, command
+        if hasattr(command, "commands"):
+            yield from walk_commands(command, path)

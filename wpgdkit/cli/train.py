@@ -29,13 +29,13 @@ from wpgdkit.cli._dataopts import (
 from wpgdkit.cli._modelopts import InputShapeOpt, MeanOpt, ModelKwargsOpt, StdOpt, WeightsOpt, model_source
 from wpgdkit.cli._progress import RichProgress, interruptible
 from wpgdkit.errors import WpgdkitError
+from wpgdkit.models.layout import MEMORY_FORMATS
 
 MethodName = choices("MethodName", list(METHODS))
 NormName = choices("NormName", list(NORMS))
 ScheduleName = choices("ScheduleName", list(SCHEDULES))
 CoGuard = choices("CoGuard", ["stop", "warn", "off"])  # wpgdkit.training.loop.CO_GUARDS (imported lazily: torch)
-# wpgdkit.training.loop.MEMORY_FORMATS (imported lazily: torch), the values of the audit's --memory-format
-MemoryFormat = choices("MemoryFormat", ["auto", "contiguous", "channels_last"])
+MemoryFormat = choices("MemoryFormat", list(MEMORY_FORMATS))  # the same layouts as the audit's --memory-format
 
 def _model_help() -> str:
     from wpgdkit.models import list_models

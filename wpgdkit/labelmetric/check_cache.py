@@ -41,10 +41,8 @@ deleting the folder is always safe.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import inspect
-import json
 import platform
 import sys
 from collections.abc import Callable
@@ -52,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wpgdkit.cache import cache_dir, file_digests, save_digests
+from wpgdkit.cache import cache_dir, entry_key, file_digests, read_entry, save_digests, sha256_hex, write_entry
 from wpgdkit.labelmetric import ot_check, validate
 from wpgdkit.labelmetric.core import LabelMetric
 from wpgdkit.labelmetric.ot_check import OTCheckReport, check_reference_options
@@ -145,14 +143,6 @@ def _compute(metric: LabelMetric, options: dict, prepare: Callable[[], None] | N
 # --- the key ----------------------------------------------------------------------------------------------
 
 
-def _canonical(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _number(value) -> list[str]:
     """A number with its type and exact value: ``["int", "2"]``, ``["float", "0x1.0000000000000p+1"]``."""
     if isinstance(value, int):
@@ -200,7 +190,7 @@ def _fields(metric: LabelMetric, options: dict) -> dict | None:
         return None
     matrix = np.ascontiguousarray(metric.matrix, dtype=np.float64)
     return {
-        "matrix": {"shape": list(matrix.shape), "sha256": _sha256(matrix.tobytes())},
+        "matrix": {"shape": list(matrix.shape), "sha256": sha256_hex(matrix.tobytes())},
         "classes": list(metric.classes),
         "options": {name: ([_number(r) for r in value] if name == "regs" else _number(value))
                     for name, value in options.items()},
@@ -211,7 +201,7 @@ def _fields(metric: LabelMetric, options: dict) -> dict | None:
 
 
 def _key(fields: dict) -> str:
-    return _sha256(_canonical({"format": CACHE_FORMAT, "version": CACHE_VERSION, **fields}))
+    return entry_key(CACHE_FORMAT, CACHE_VERSION, fields)
 
 
 def _entry_path(key: str) -> Path:
@@ -222,33 +212,16 @@ def _entry_path(key: str) -> Path:
 
 
 def _read_entry(path: Path, key: str, fields: dict) -> OTCheckReport | None:
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):  # missing, unreadable, truncated, not UTF-8, not JSON
-        return None
-    if not isinstance(doc, dict) or (doc.get("format"), doc.get("version")) != (CACHE_FORMAT, CACHE_VERSION):
-        return None
-    if doc.get("key") != key or "fields" not in doc or "payload" not in doc:
+    payload = read_entry(path, kind=CACHE_FORMAT, version=CACHE_VERSION, key=key, fields=fields)
+    if payload is None:
         return None
     try:
-        if _canonical(doc["fields"]) != _canonical(fields):
-            return None
-        if doc.get("payload_sha256") != _sha256(_canonical(doc["payload"])):
-            return None
-        return OTCheckReport.from_dict(doc["payload"])
+        return OTCheckReport.from_dict(payload)
     except (ValueError, TypeError):
         return None
 
 
 def _store(report: OTCheckReport, key: str, fields: dict) -> None:
-    from wpgdkit.atomic import atomic_write_bytes
-    from wpgdkit.errors import WpgdkitError
-
-    payload = report.to_dict()
-    doc = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "key": key, "fields": fields,
-           "payload_sha256": _sha256(_canonical(payload)), "payload": payload}
-    try:
-        atomic_write_bytes(_entry_path(key), json.dumps(doc, indent=1, ensure_ascii=True).encode("ascii") + b"\n")
-    except (OSError, WpgdkitError):
-        return  # a cache that cannot be written only costs the check's time next time
-    save_digests(_memo())
+    if write_entry(_entry_path(key), kind=CACHE_FORMAT, version=CACHE_VERSION, key=key, fields=fields,
+                   payload=report.to_dict()):
+        save_digests(_memo())

@@ -33,16 +33,14 @@ deleting the folder is always safe.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wpgdkit.cache import cache_dir, file_digests, save_digests
+from wpgdkit.cache import cache_dir, entry_key, file_digests, read_entry, save_digests, sha256_hex, write_entry
 
 __all__ = ["CACHE_FORMAT", "WordNetClosure", "wordnet_closure", "closure_cache_dir"]
 
@@ -152,14 +150,6 @@ def _from_nltk(names: tuple[str, ...], reader) -> WordNetClosure:
 # --- entries ----------------------------------------------------------------------------------------------
 
 
-def _canonical(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _nltk_version() -> str | None:
     # NLTK's __version__ is this file's text; reading it does not import NLTK (a second of CPU).
     try:
@@ -183,12 +173,12 @@ def _fields(location, names: tuple[str, ...]) -> dict | None:
         digests = file_digests(location.files, memo=_memo(), save=False)
     except OSError:
         return None
-    identity = _sha256("".join(f"{f.name}\t{d}\n" for f, d in zip(location.files, digests)).encode("utf-8"))
+    identity = sha256_hex("".join(f"{f.name}\t{d}\n" for f, d in zip(location.files, digests)).encode("utf-8"))
     return {"kind": location.kind, "database": identity, "nltk": _nltk_version(), "names": list(names)}
 
 
 def _key(fields: dict) -> str:
-    return _sha256(_canonical({"format": CACHE_FORMAT, "version": CACHE_VERSION, **fields}))
+    return entry_key(CACHE_FORMAT, CACHE_VERSION, fields)
 
 
 def _entry_path(key: str) -> Path:
@@ -213,23 +203,12 @@ def _lookup(names: tuple[str, ...], wordnet_dir) -> WordNetClosure | None:
 
 
 def _read_entry(path: Path, key: str, fields: dict, names: tuple[str, ...]) -> WordNetClosure | None:
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):  # missing, unreadable, truncated, not UTF-8, not JSON
-        return None
-    if not isinstance(doc, dict) or (doc.get("format"), doc.get("version")) != (CACHE_FORMAT, CACHE_VERSION):
-        return None
-    if doc.get("key") != key or doc.get("fields") != fields or "payload" not in doc:
-        return None
-    if doc.get("payload_sha256") != _sha256(_canonical(doc["payload"])):
-        return None
-    return WordNetClosure.from_payload(names, doc["payload"])
+    payload = read_entry(path, kind=CACHE_FORMAT, version=CACHE_VERSION, key=key, fields=fields)
+    return None if payload is None else WordNetClosure.from_payload(names, payload)
 
 
 def _store(closure: WordNetClosure, wordnet_dir, reader) -> None:
     """File the closure NLTK just gave, if the database it read is the one a lookup will find."""
-    from wpgdkit.atomic import atomic_write_bytes
-    from wpgdkit.errors import WpgdkitError
     from wpgdkit.wordnet import locate_wordnet, reader_reads
 
     try:
@@ -242,11 +221,6 @@ def _store(closure: WordNetClosure, wordnet_dir, reader) -> None:
     if fields is None or not reader_reads(reader, location):  # nothing changed while it was hashed
         return
     key = _key(fields)
-    payload = closure.payload()
-    doc = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "key": key, "fields": fields,
-           "payload_sha256": _sha256(_canonical(payload)), "payload": payload}
-    try:
-        atomic_write_bytes(_entry_path(key), json.dumps(doc, indent=1).encode("ascii") + b"\n")
-    except (OSError, WpgdkitError):
-        return  # a cache that cannot be written only costs NLTK's time next time
-    save_digests(_memo())
+    if write_entry(_entry_path(key), kind=CACHE_FORMAT, version=CACHE_VERSION, key=key, fields=fields,
+                   payload=closure.payload()):
+        save_digests(_memo())

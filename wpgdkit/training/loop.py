@@ -35,6 +35,7 @@ from wpgdkit.device import DEVICE_NAMES
 from wpgdkit.errors import UnknownNameError, WpgdkitError
 from wpgdkit.inputs import Range, check_number, check_seed
 from wpgdkit.jsonutil import dumps_json
+from wpgdkit.models.layout import MEMORY_FORMATS  # the layouts a run may train in (the audit's too)
 from wpgdkit.training.data import DataConfig, augment_batch, batch_generator, batch_seed, prepare_data
 from wpgdkit.training.distributed import setup_distributed
 
@@ -45,8 +46,6 @@ __all__ = ["METHODS", "SCHEDULES", "CO_GUARDS", "MEMORY_FORMATS", "CatastrophicO
 FAST_STEP_FACTOR = 1.25
 #: What the catastrophic-overfitting guard does on a collapse: stop the run, warn and go on, or nothing.
 CO_GUARDS = ("stop", "warn", "off")
-#: The layouts a run may train in (see :class:`TrainConfig`), as the audit's ``--memory-format``.
-MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 #: Steps between two reads of the running loss and accuracy from the device (over torchrun: between two
 #: all-reduces of them). The divergence check reads them too: a non-finite loss stops the run at the next read,
 #: naming the step where it first appeared; the steps in between never reach a checkpoint.
